@@ -1,0 +1,12 @@
+"""minirnn: Keras 3's recurrent layers (LSTM, GRU, SimpleRNN, Bidirectional),
+forward pass only, in readable NumPy and fast Numba kernels.
+
+Public names only; ``import minirnn`` does not import TensorFlow or Keras.
+"""
+
+from .keras_io import from_keras
+from .layers import GRU, LSTM, Bidirectional, SimpleRNN
+
+__version__ = "0.1.0"
+
+__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "from_keras", "__version__"]

@@ -1,0 +1,708 @@
+"""LSTM, GRU, SimpleRNN and Bidirectional: Keras 3's recurrent layers for inference.
+
+A layer holds its configuration, its weights in Keras' layout and, when stateful,
+its states. Calling it validates everything in Python, then runs either the
+compiled kernels (:mod:`minirnn.kernels`, the default) or the readable equations
+(:mod:`minirnn.equations`, ``engine="numpy"``), and returns Keras' structure: one
+array, or ``[output, *states]`` with ``return_state=True``.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import activations, equations, kernels
+
+__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+_ENGINES = ("numba", "numpy")
+# Keras arguments that only matter for training or for speed: accepted, no effect.
+_IGNORED = frozenset([
+    "kernel_initializer", "recurrent_initializer", "bias_initializer",
+    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+    "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+    "bias_constraint", "name", "trainable", "input_shape", "batch_input_shape",
+    "batch_size", "input_dim",
+])
+
+
+def _check_dtype(dtype):
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    try:
+        name = np.dtype(dtype).name if not isinstance(dtype, str) else None
+    except TypeError:
+        name = None
+    if name in _DTYPES:
+        return _DTYPES[name]
+    raise ValueError(f"`dtype` must be 'float32' or 'float64'; received {dtype!r}.")
+
+
+def _check_bool(value, argument):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"`{argument}` must be True or False; received {value!r}.")
+
+
+def _check_units(units):
+    if isinstance(units, (bool, np.bool_)) or not isinstance(units, numbers.Integral):
+        raise TypeError(f"`units` must be a positive integer; received {units!r}.")
+    if units <= 0:
+        raise ValueError(f"`units` must be a positive integer; received {units}.")
+    return int(units)
+
+
+def _check_rate(value, argument):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{argument}` must be a float in [0, 1]; received {value!r}.")
+    if not 0 <= value <= 1:
+        raise ValueError(f"`{argument}` must be in [0, 1]; received {value}.")
+    return float(value)
+
+
+def _numeric_array(value, argument):
+    """np.asarray with a TypeError naming the argument for non-numeric data."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"`{argument}` must be a numeric array; could not convert it ({error})."
+        ) from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`{argument}` must hold real numbers; received an array of dtype "
+            f"{array.dtype}."
+        )
+    return array
+
+
+class _Recurrent:
+    """What LSTM, GRU and SimpleRNN share: arguments, weights, states, calling.
+
+    A subclass sets ``_gates`` (weight blocks per unit), ``_state_names``, and
+    implements ``_bias_shape``, ``_initial_bias``, ``_step`` and ``_kernel_run``.
+    """
+
+    _gates = 1
+    _state_names = ("h",)
+    _trace_names = ("h",)
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, zero_output_for_mask=False,
+                 dtype="float32", dropout=0.0, recurrent_dropout=0.0, unroll=False,
+                 seed=None, engine="numba", implementation=2, use_cudnn="auto",
+                 **kwargs):
+        unknown = sorted(set(kwargs) - _IGNORED)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword argument(s) {unknown}; "
+                f"accepted: the Keras 3 {type(self).__name__} arguments."
+            )
+        self.units = _check_units(units)
+        self.activation = activations.canonical(activation, "activation")
+        self.recurrent_activation = activations.canonical(
+            recurrent_activation, "recurrent_activation")
+        self.use_bias = _check_bool(use_bias, "use_bias")
+        self.return_sequences = _check_bool(return_sequences, "return_sequences")
+        self.return_state = _check_bool(return_state, "return_state")
+        self.go_backwards = _check_bool(go_backwards, "go_backwards")
+        self.stateful = _check_bool(stateful, "stateful")
+        self.zero_output_for_mask = _check_bool(zero_output_for_mask, "zero_output_for_mask")
+        self.unroll = _check_bool(unroll, "unroll")
+        self.dtype = np.dtype(_check_dtype(dtype)).name
+        self.dropout = _check_rate(dropout, "dropout")
+        self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
+        if implementation not in (1, 2):
+            raise ValueError(f"`implementation` must be 1 or 2; received {implementation!r}.")
+        self.implementation = implementation
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(
+                f"`use_cudnn` must be 'auto', True or False; received {use_cudnn!r}.")
+        self.use_cudnn = use_cudnn
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"`seed` must be an integer or None; received {seed!r}.")
+        self.seed = seed
+        if engine not in _ENGINES:
+            raise ValueError(f"`engine` must be one of {_ENGINES}; received {engine!r}.")
+        self.engine = engine
+        self.kernel = None
+        self.recurrent_kernel = None
+        self.bias = None
+        self.states = None
+
+    # ---- configuration -------------------------------------------------------
+
+    def get_config(self):
+        """The constructor arguments that define this layer (Keras names)."""
+        config = {
+            "units": self.units, "activation": self.activation,
+            "use_bias": self.use_bias, "return_sequences": self.return_sequences,
+            "return_state": self.return_state, "go_backwards": self.go_backwards,
+            "stateful": self.stateful, "zero_output_for_mask": self.zero_output_for_mask,
+            "dtype": self.dtype, "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout, "unroll": self.unroll,
+            "seed": self.seed, "engine": self.engine,
+        }
+        if self._gates > 1:
+            config["recurrent_activation"] = self.recurrent_activation
+        return config
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def built(self):
+        return self.kernel is not None
+
+    @property
+    def input_dim(self):
+        return None if self.kernel is None else self.kernel.shape[0]
+
+    # ---- weights -------------------------------------------------------------
+
+    def _weight_shapes(self, input_dim):
+        width = self._gates * self.units
+        shapes = [(input_dim, width), (self.units, width)]
+        if self.use_bias:
+            shapes.append(self._bias_shape())
+        return shapes
+
+    def _bias_shape(self):
+        return (self._gates * self.units,)
+
+    def _initial_bias(self):
+        return np.zeros(self._bias_shape())
+
+    def build(self, input_dim):
+        """Initialise the weights as Keras does, for inputs of ``input_dim`` features.
+
+        kernel: glorot_uniform; recurrent_kernel: orthogonal; bias: zeros (the
+        LSTM's forget block ones). Reproducible with the layer's ``seed``.
+        """
+        rng = np.random.default_rng(self.seed)
+        width = self._gates * self.units
+        limit = np.sqrt(6.0 / (input_dim + width))
+        kernel = rng.uniform(-limit, limit, size=(input_dim, width))
+        recurrent_kernel = _orthogonal(rng, self.units, width)
+        weights = [kernel, recurrent_kernel]
+        if self.use_bias:
+            weights.append(self._initial_bias())
+        self.set_weights(weights)
+
+    def set_weights(self, weights):
+        """Set [kernel, recurrent_kernel(, bias)] in Keras' layout, shapes and gate order."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                "`weights` must be a list [kernel, recurrent_kernel"
+                f"{', bias' if self.use_bias else ''}]; received {type(weights).__name__}.")
+        expected = 3 if self.use_bias else 2
+        if len(weights) != expected:
+            raise ValueError(
+                f"`weights` for {type(self).__name__}(use_bias={self.use_bias}) must hold "
+                f"{expected} arrays; received {len(weights)}.")
+        names = ["kernel", "recurrent_kernel", "bias"]
+        arrays = [_numeric_array(w, f"weights[{k}] ({names[k]})") for k, w in enumerate(weights)]
+        input_dim = arrays[0].shape[0] if arrays[0].ndim == 2 else None
+        if self.built and input_dim != self.input_dim:
+            raise ValueError(
+                f"`weights[0]` (kernel) must have shape {self._weight_shapes(self.input_dim)[0]} "
+                f"for this built layer; received {arrays[0].shape}.")
+        for k, (array, shape) in enumerate(zip(arrays, self._weight_shapes(input_dim))):
+            if array.shape != shape or (k == 0 and input_dim == 0):
+                raise ValueError(
+                    f"`weights[{k}]` ({names[k]}) must have shape {shape}; "
+                    f"received {array.shape}.")
+        dtype = np.dtype(self.dtype)
+        self.kernel = np.ascontiguousarray(arrays[0], dtype)
+        self.recurrent_kernel = np.ascontiguousarray(arrays[1], dtype)
+        self.bias = np.ascontiguousarray(arrays[2], dtype) if self.use_bias else None
+        self._prepare_kernel_weights()
+
+    def _prepare_kernel_weights(self):
+        """Derived, contiguous copies the kernels want (override where needed)."""
+
+    def get_weights(self):
+        """[kernel, recurrent_kernel(, bias)], copies, in Keras' layout."""
+        if not self.built:
+            return []
+        weights = [self.kernel.copy(), self.recurrent_kernel.copy()]
+        if self.use_bias:
+            weights.append(self.bias.copy())
+        return weights
+
+    # ---- states --------------------------------------------------------------
+
+    def reset_state(self):
+        """Zero the stored states of a stateful layer (keeps its batch size)."""
+        if self.states is not None:
+            self.states = [np.zeros_like(s) for s in self.states]
+
+    reset_states = reset_state
+
+    # ---- calling -------------------------------------------------------------
+
+    def _prepare(self, x, mask, initial_state):
+        """Validate and convert every input; returns (x, mask or None, states list)."""
+        x = _numeric_array(x, "x")
+        if x.ndim != 3:
+            raise ValueError(
+                f"`x` must be 3-D (batch, timesteps, features); received shape {x.shape}.")
+        B, T, D = x.shape
+        if B == 0 or T == 0 or D == 0:
+            raise ValueError(
+                f"`x` must have at least one sample, timestep and feature; received "
+                f"shape {x.shape}.")
+        if self.built and D != self.input_dim:
+            raise ValueError(
+                f"`x` must have {self.input_dim} features (the kernel has {self.input_dim} "
+                f"rows); received shape {x.shape}.")
+        dtype = np.dtype(self.dtype)
+        x = np.ascontiguousarray(x, dtype)
+        if mask is not None:
+            mask = _numeric_array(mask, "mask")
+            if mask.shape != (B, T):
+                raise ValueError(
+                    f"`mask` must have shape (batch, timesteps) = {(B, T)}; "
+                    f"received {mask.shape}.")
+            mask = np.ascontiguousarray(mask != 0)
+        if self.stateful and self.states is not None and self.states[0].shape[0] != B:
+            raise ValueError(
+                f"This layer is stateful: `x` must keep the batch size "
+                f"{self.states[0].shape[0]} of its states (call reset_state() does not "
+                f"change it; create a new layer for another batch size); received "
+                f"batch size {B}.")
+        n = len(self._state_names)
+        if initial_state is None:
+            if self.stateful and self.states is not None:
+                states = [s.copy() for s in self.states]
+            else:
+                states = [np.zeros((B, self.units), dtype) for _ in range(n)]
+        else:
+            if n == 1 and not isinstance(initial_state, (list, tuple)):
+                initial_state = [initial_state]
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
+                got = (f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple))
+                       else type(initial_state).__name__)
+                raise ValueError(
+                    f"`initial_state` for {type(self).__name__} must be a list of {n} "
+                    f"array(s) {list(self._state_names)}, each (batch, units) = "
+                    f"{(B, self.units)}; received {got}.")
+            states = []
+            for name, value in zip(self._state_names, initial_state):
+                value = _numeric_array(value, f"initial_state ({name})")
+                if value.shape != (B, self.units):
+                    raise ValueError(
+                        f"`initial_state` ({name}) must have shape (batch, units) = "
+                        f"{(B, self.units)}; received {value.shape}.")
+                states.append(np.array(value, dtype=dtype, order="C"))
+        return x, mask, states
+
+    def _use_kernels(self):
+        return (self.engine == "numba"
+                and activations.code_of(self.activation) is not None
+                and activations.code_of(self.recurrent_activation) is not None)
+
+    def __call__(self, x, mask=None, initial_state=None, training=None):
+        """Run the layer on x (B, T, D).
+
+        Args:
+            x: inputs, (batch, timesteps, features); cast to the layer's dtype.
+            mask: (batch, timesteps), True (non-zero) = use this step; or None.
+            initial_state: list of (batch, units) arrays, [h] or [h, c] for LSTM;
+                overrides a stateful layer's stored states for this call.
+            training: accepted for Keras compatibility; inference only.
+
+        Returns:
+            output ((B, units), or (B, T, units) with return_sequences), or the list
+            [output, *final_states] with return_state.
+        """
+        x, mask, states = self._prepare(x, mask, initial_state)
+        if not self.built:
+            self.build(x.shape[2])
+        outputs, output, states = self._forward(x, mask, states)
+        if self.stateful:
+            self.states = [s.copy() for s in states]
+        result = outputs if self.return_sequences else output
+        if self.return_state:
+            return [result, *states]
+        return result
+
+    def _forward(self, x, mask, states):
+        """(all outputs or None, last output, final states) for validated inputs."""
+        B, T, _ = x.shape
+        if not self._use_kernels():
+            outputs, states, _ = equations.run(
+                self._step_function(), x, states, mask, self.go_backwards,
+                self.zero_output_for_mask)
+            return outputs, outputs[:, -1].copy(), states
+        dtype = x.dtype
+        output = np.zeros((B, self.units), dtype)
+        if self.return_sequences:
+            outputs = np.empty((B, T, self.units), dtype)
+        else:
+            outputs = np.empty((1, 1, 1), dtype)
+        use_mask = mask is not None
+        mask_array = mask if use_mask else np.ones((1, 1), bool)
+        self._kernel_run(x, states, mask_array, use_mask, outputs, output)
+        return (outputs if self.return_sequences else None), output, states
+
+    def trace(self, x, mask=None, initial_state=None):
+        """Every gate and state at every step, from the readable equations.
+
+        Returns a dict of (B, T, units) arrays in processing order (reversed in time
+        with go_backwards): LSTM i, f, g, o, c, h; GRU z, r, hh, h; SimpleRNN h.
+        States are recorded after each step and held where the mask is off, so
+        ``trace["h"][:, -1]`` is the final h; gates are recorded as computed. A
+        stateful layer starts from its stored states, which the trace leaves as
+        they are.
+        """
+        x, mask, states = self._prepare(x, mask, initial_state)
+        if not self.built:
+            self.build(x.shape[2])
+        _, _, record = equations.run(
+            self._step_function(), x, states, mask, self.go_backwards,
+            self.zero_output_for_mask, record=True)
+        return {name: record[name] for name in self._trace_names}
+
+
+def _orthogonal(rng, rows, cols):
+    """Keras' Orthogonal initializer (gain 1) for a (rows, cols) matrix."""
+    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    return q.T if rows < cols else q
+
+
+class LSTM(_Recurrent):
+    """Long Short-Term Memory layer, Keras 3's ``keras.layers.LSTM`` for inference.
+
+    Equations: see :func:`minirnn.equations.lstm_step`. Weights:
+    kernel (D, 4M), recurrent_kernel (M, 4M), bias (4M,), gate order i, f, c, o.
+
+    Args:
+        units: M, the size of h and c.
+        activation: phi, Keras 3 name (default "tanh"); None means linear.
+        recurrent_activation: sigma for the gates (default "sigmoid").
+        use_bias: whether the layer has a bias.
+        return_sequences: return every step's output (B, T, M), not only the last.
+        return_state: also return the final states: [output, h, c].
+        go_backwards: process the sequence from the last step to the first; the
+            output sequence is not reversed back.
+        stateful: keep the final states of each batch row as the next call's initial
+            states (fixed batch size; reset_state() zeroes them).
+        zero_output_for_mask: output zeros at masked steps (otherwise the previous
+            output is repeated).
+        dtype: "float32" or "float64": the precision of weights and computation.
+        unit_forget_bias: initialise the forget gate bias to one (initialisation only).
+        seed: seed of the weight initialisation.
+        engine: "numba" (compiled kernels, default) or "numpy" (readable equations).
+        dropout, recurrent_dropout, unroll, implementation, use_cudnn, initializers,
+            regularizers, constraints: accepted, no effect at inference.
+    """
+
+    _gates = 4
+    _state_names = ("h", "c")
+    _trace_names = ("i", "f", "g", "o", "c", "h")
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, zero_output_for_mask=False,
+                 dtype="float32", unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation, recurrent_activation, use_bias, return_sequences,
+                         return_state, go_backwards, stateful, zero_output_for_mask, dtype,
+                         **kwargs)
+        self.unit_forget_bias = _check_bool(unit_forget_bias, "unit_forget_bias")
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+    def _initial_bias(self):
+        bias = np.zeros(4 * self.units)
+        if self.unit_forget_bias:
+            bias[self.units:2 * self.units] = 1.0
+        return bias
+
+    def _step_function(self):
+        act = activations.get(self.activation)
+        rec_act = activations.get(self.recurrent_activation)
+
+        def step(x, h, c):
+            return equations.lstm_step(x, h, c, self.kernel, self.recurrent_kernel, self.bias,
+                                       act, rec_act)
+        return step
+
+    def _kernel_run(self, x, states, mask, use_mask, outputs, output):
+        h, c = states
+        bias = self.bias if self.use_bias else np.zeros(4 * self.units, x.dtype)
+        kernels.lstm_sequence(
+            x, self.kernel, self.recurrent_kernel, bias, h, c, mask, use_mask,
+            self.go_backwards, self.zero_output_for_mask, self.return_sequences,
+            activations.code_of(self.activation), activations.code_of(self.recurrent_activation),
+            outputs, output)
+
+
+class GRU(_Recurrent):
+    """Gated Recurrent Unit layer, Keras 3's ``keras.layers.GRU`` for inference.
+
+    Equations (both variants): see :func:`minirnn.equations.gru_step`. Weights:
+    kernel (D, 3M), recurrent_kernel (M, 3M), gate order z, r, h; bias (2, 3M) with
+    reset_after=True (input row, recurrent row), (3M,) with reset_after=False.
+
+    Args:
+        reset_after: apply the reset gate after the recurrent product (Keras' and
+            cuDNN's default, True) or before it (the original GRU, False).
+        Other arguments as :class:`LSTM` (without unit_forget_bias); return_state
+        gives [output, h].
+    """
+
+    _gates = 3
+    _trace_names = ("z", "r", "hh", "h")
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, zero_output_for_mask=False,
+                 dtype="float32", reset_after=True, **kwargs):
+        super().__init__(units, activation, recurrent_activation, use_bias, return_sequences,
+                         return_state, go_backwards, stateful, zero_output_for_mask, dtype,
+                         **kwargs)
+        self.reset_after = _check_bool(reset_after, "reset_after")
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _prepare_kernel_weights(self):
+        M = self.units
+        if self.reset_after:
+            self._u, self._u_h = self.recurrent_kernel, np.zeros((1, 1), self.dtype)
+        else:
+            self._u = np.ascontiguousarray(self.recurrent_kernel[:, :2 * M])
+            self._u_h = np.ascontiguousarray(self.recurrent_kernel[:, 2 * M:])
+        zeros = np.zeros(3 * M, self.dtype)
+        if not self.use_bias:
+            self._b_in, self._b_rec = zeros, zeros
+        elif self.reset_after:
+            self._b_in, self._b_rec = self.bias[0].copy(), self.bias[1].copy()
+        else:
+            self._b_in, self._b_rec = self.bias, zeros
+
+    def _step_function(self):
+        act = activations.get(self.activation)
+        rec_act = activations.get(self.recurrent_activation)
+
+        def step(x, h):
+            return equations.gru_step(x, h, self.kernel, self.recurrent_kernel, self.bias,
+                                      act, rec_act, self.reset_after)
+        return step
+
+    def _kernel_run(self, x, states, mask, use_mask, outputs, output):
+        kernels.gru_sequence(
+            x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
+            states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
+            self.return_sequences, activations.code_of(self.activation),
+            activations.code_of(self.recurrent_activation), outputs, output)
+
+
+class SimpleRNN(_Recurrent):
+    """Fully connected (Elman) RNN layer, Keras 3's ``keras.layers.SimpleRNN``.
+
+    Equation: see :func:`minirnn.equations.simple_rnn_step`. Weights:
+    kernel (D, M), recurrent_kernel (M, M), bias (M,).
+
+    Args: as :class:`LSTM`, without recurrent_activation and unit_forget_bias;
+    return_state gives [output, h].
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False,
+                 zero_output_for_mask=False, dtype="float32", **kwargs):
+        super().__init__(units, activation, "sigmoid", use_bias, return_sequences,
+                         return_state, go_backwards, stateful, zero_output_for_mask, dtype,
+                         **kwargs)
+
+    def _use_kernels(self):
+        return self.engine == "numba" and activations.code_of(self.activation) is not None
+
+    def _step_function(self):
+        act = activations.get(self.activation)
+
+        def step(x, h):
+            return equations.simple_rnn_step(x, h, self.kernel, self.recurrent_kernel,
+                                             self.bias, act)
+        return step
+
+    def _kernel_run(self, x, states, mask, use_mask, outputs, output):
+        bias = self.bias if self.use_bias else np.zeros(self.units, x.dtype)
+        kernels.simple_rnn_sequence(
+            x, self.kernel, self.recurrent_kernel, bias, states[0], mask, use_mask,
+            self.go_backwards, self.zero_output_for_mask, self.return_sequences,
+            activations.code_of(self.activation), outputs, output)
+
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _copy_layer(layer, **changes):
+    config = {**layer.get_config(), **changes}
+    return type(layer)(**config)
+
+
+class Bidirectional:
+    """Bidirectional wrapper, Keras 3's ``keras.layers.Bidirectional`` for inference.
+
+    The forward layer is a copy of ``layer`` (with its weights, if it has any); the
+    backward layer is ``backward_layer`` or a copy of ``layer``'s configuration with
+    ``go_backwards=True`` and fresh weights. As in Keras, both layers get
+    ``zero_output_for_mask = return_sequences``. With return_sequences the backward
+    outputs are flipped back in time before merging, so ``output[:, t]`` pairs the
+    forward and backward outputs of input step t; the backward final state belongs
+    to ``output[:, 0]``.
+
+    Args:
+        layer: a minirnn LSTM, GRU or SimpleRNN.
+        merge_mode: "concat" (default), "sum", "mul", "ave" or None (return the two
+            outputs as a list [forward, backward]).
+        backward_layer: optional layer for the backward direction; must have the
+            opposite go_backwards and the same return_sequences, return_state and
+            stateful as ``layer``.
+        dtype: the dtype of the merged output (states keep their layer's dtype).
+            None (default) means ``layer.dtype``. Keras' own default is the float32
+            policy whatever the wrapped layers compute in, so a Keras Bidirectional
+            around float64 layers returns float32 outputs; from_keras carries that.
+
+    Calling returns the merged output, or with return_state the list
+    [output, *forward_states, *backward_states] ([forward, backward, *states] with
+    merge_mode None). initial_state is split in half: forward first.
+    """
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, dtype=None, **kwargs):
+        unknown = sorted(set(kwargs) - {"name", "trainable", "weights"})
+        if unknown:
+            raise TypeError(f"Bidirectional got unexpected keyword argument(s) {unknown}.")
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(
+                "`layer` must be a minirnn LSTM, GRU or SimpleRNN; received "
+                f"{type(layer).__name__}.")
+        if backward_layer is not None and not isinstance(backward_layer, _Recurrent):
+            raise TypeError(
+                "`backward_layer` must be a minirnn LSTM, GRU or SimpleRNN or None; "
+                f"received {type(backward_layer).__name__}.")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(
+                f"`merge_mode` must be one of {_MERGE_MODES}; received {merge_mode!r}.")
+        self.merge_mode = merge_mode
+        self.forward_layer = _copy_layer(layer)
+        if layer.built:
+            self.forward_layer.set_weights(layer.get_weights())
+        if backward_layer is None:
+            seed = None if layer.seed is None else layer.seed + 1
+            self.backward_layer = _copy_layer(layer, go_backwards=True, seed=seed)
+        else:
+            self.backward_layer = backward_layer
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            forward = getattr(self.forward_layer, attribute)
+            backward = getattr(self.backward_layer, attribute)
+            if forward != backward:
+                raise ValueError(
+                    f"`backward_layer` must have the same {attribute} as `layer`: "
+                    f"expected {forward}; received {backward}.")
+        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+            raise ValueError(
+                "The forward and backward layers must have different `go_backwards`: "
+                f"expected backward go_backwards={not self.forward_layer.go_backwards}; "
+                f"received {self.backward_layer.go_backwards}.")
+        if self.forward_layer.dtype != self.backward_layer.dtype:
+            raise ValueError(
+                f"`backward_layer` must have dtype {self.forward_layer.dtype!r}; received "
+                f"{self.backward_layer.dtype!r}.")
+        for sub in (self.forward_layer, self.backward_layer):
+            sub.zero_output_for_mask = sub.return_sequences
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.stateful = layer.stateful
+        self.dtype = layer.dtype if dtype is None else np.dtype(_check_dtype(dtype)).name
+
+    def __repr__(self):
+        return (f"Bidirectional({self.forward_layer!r}, merge_mode={self.merge_mode!r}, "
+                f"backward_layer={self.backward_layer!r})")
+
+    @property
+    def built(self):
+        return self.forward_layer.built and self.backward_layer.built
+
+    def set_weights(self, weights):
+        """Forward layer's weights, then the backward layer's (Keras' order)."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"`weights` must be a list; received {type(weights).__name__}.")
+        n_forward = 3 if self.forward_layer.use_bias else 2
+        n_backward = 3 if self.backward_layer.use_bias else 2
+        if len(weights) != n_forward + n_backward:
+            raise ValueError(
+                f"`weights` for this Bidirectional must hold {n_forward + n_backward} arrays "
+                f"(forward then backward); received {len(weights)}.")
+        self.forward_layer.set_weights(list(weights[:n_forward]))
+        self.backward_layer.set_weights(list(weights[n_forward:]))
+
+    def get_weights(self):
+        return self.forward_layer.get_weights() + self.backward_layer.get_weights()
+
+    def reset_state(self):
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    reset_states = reset_state
+
+    def __call__(self, x, mask=None, initial_state=None, training=None):
+        """Run both directions and merge; arguments as the wrapped layer's call."""
+        forward_state = backward_state = None
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)):
+                raise ValueError(
+                    "`initial_state` for Bidirectional must be a list: the forward states "
+                    f"then the backward states; received {type(initial_state).__name__}.")
+            n = len(self.forward_layer._state_names) + len(self.backward_layer._state_names)
+            if len(initial_state) != n:
+                raise ValueError(
+                    f"`initial_state` for this Bidirectional must hold {n} arrays (forward "
+                    f"states then backward states); received {len(initial_state)}.")
+            half = len(initial_state) // 2
+            forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
+        # Validate both before running either, so a bad input leaves no partial state.
+        x_checked, mask_checked, _ = self.forward_layer._prepare(x, mask, forward_state)
+        self.backward_layer._prepare(x_checked, mask_checked, backward_state)
+        y = self.forward_layer(x_checked, mask_checked, forward_state)
+        y_rev = self.backward_layer(x_checked, mask_checked, backward_state)
+        states = []
+        if self.return_state:
+            states = y[1:] + y_rev[1:]
+            y, y_rev = y[0], y_rev[0]
+        y, y_rev = y.astype(self.dtype, copy=False), y_rev.astype(self.dtype, copy=False)
+        if self.return_sequences:
+            y_rev = y_rev[:, ::-1]
+        if self.merge_mode == "concat":
+            output = np.concatenate([y, y_rev], axis=-1)
+        elif self.merge_mode == "sum":
+            output = y + y_rev
+        elif self.merge_mode == "ave":
+            output = (y + y_rev) / y.dtype.type(2)
+        elif self.merge_mode == "mul":
+            output = y * y_rev
+        else:
+            output = [y, np.ascontiguousarray(y_rev)]
+        if self.merge_mode is None:
+            return output + states if self.return_state else output
+        return [output, *states] if self.return_state else output
+
+    def trace(self, x, mask=None, initial_state=None):
+        """{"forward": trace, "backward": trace} of the two layers (processing order)."""
+        forward_state = backward_state = None
+        if initial_state is not None:
+            half = len(initial_state) // 2
+            forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
+        return {"forward": self.forward_layer.trace(x, mask, forward_state),
+                "backward": self.backward_layer.trace(x, mask, backward_state)}
