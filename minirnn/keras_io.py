@@ -34,7 +34,11 @@ def _is_keras_class(obj, name):
 
 def _activation_name(keras, function, argument, where):
     name = getattr(function, "__name__", None)
-    if name is None or keras.activations.get(name) is not function:
+    try:
+        builtin = keras.activations.get(name) if isinstance(name, str) else None
+    except ValueError:  # a name Keras does not know
+        builtin = None
+    if builtin is None or builtin is not function:
         raise ValueError(
             f"`{argument}` of {where} is {function!r}, not a built-in Keras 3 activation: "
             "minirnn reproduces the built-in activations only.")

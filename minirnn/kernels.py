@@ -23,32 +23,46 @@ Activations are passed as integer codes (see ``minirnn.activations.ELEMENTWISE``
 
 import math
 import os
+import sys
 import tempfile
 
 import numpy as np
 
 
-def _ensure_cache_dir():
-    """Use a writable Numba cache even when the package directory is read-only."""
+def _ensure_cache_dir(package_dir=None):
+    """Use a writable Numba cache even when the package directory is read-only.
+
+    Numba caches compiled kernels in ``__pycache__`` beside this file. Where that is
+    not writable (a read-only install) and NUMBA_CACHE_DIR is not set, point Numba
+    at ``$XDG_CACHE_HOME/minirnn-numba`` (default ``~/.cache``), or at the system's
+    temporary directory as a last resort. Returns the directory chosen, or None.
+    """
     if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    here = os.path.dirname(os.path.abspath(__file__))
-    probe = os.path.join(here, "__pycache__")
+        return None
+    here = package_dir or os.path.dirname(os.path.abspath(__file__))
     try:
+        probe = os.path.join(here, "__pycache__")
         os.makedirs(probe, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=probe):
             pass
+        return None
     except OSError:
-        fallback = os.path.join(
-            os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
-            "minirnn-numba",
-        )
+        pass
+    home_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache")
+    for fallback in (os.path.join(home_cache, "minirnn-numba"),
+                     os.path.join(tempfile.gettempdir(), "minirnn-numba")):
         try:
             os.makedirs(fallback, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=fallback):
+                pass
         except OSError:
-            fallback = os.path.join(tempfile.gettempdir(), "minirnn-numba")
-            os.makedirs(fallback, exist_ok=True)
+            continue
         os.environ["NUMBA_CACHE_DIR"] = fallback
+        if "numba" in sys.modules:  # imported earlier: make it read the variable again
+            sys.modules["numba"].core.config.reload_config()
+        return fallback
+    return None
 
 
 _ensure_cache_dir()

@@ -28,6 +28,9 @@ _IGNORED = frozenset([
 
 
 def _check_dtype(dtype):
+    """float32 or float64 from a name or NumPy dtype; None is Keras' default, float32."""
+    if dtype is None:
+        return np.float32
     if isinstance(dtype, str) and dtype in _DTYPES:
         return _DTYPES[dtype]
     try:

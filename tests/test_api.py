@@ -1,0 +1,242 @@
+"""The public contract of design.md section 2: names, defaults, return structures,
+weights, states, initialisation, from_keras' refusals, and import hygiene."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minirnn
+from conftest import random_weights
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_public_names():
+    for name in ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "from_keras"]:
+        assert hasattr(minirnn, name)
+
+
+def test_defaults_are_keras():
+    lstm = minirnn.LSTM(4)
+    assert (lstm.activation, lstm.recurrent_activation, lstm.use_bias) == ("tanh", "sigmoid", True)
+    assert not any([lstm.return_sequences, lstm.return_state, lstm.go_backwards, lstm.stateful,
+                    lstm.zero_output_for_mask])
+    assert lstm.dtype == "float32" and lstm.unit_forget_bias
+    assert minirnn.GRU(4).reset_after is True
+    assert minirnn.SimpleRNN(4).activation == "tanh"
+    assert minirnn.LSTM(4, activation=None).activation == "linear"
+    assert minirnn.GRU(2, recurrent_activation="swish").recurrent_activation == "silu"
+
+
+@pytest.mark.parametrize("kind, n_states", [("LSTM", 2), ("GRU", 1), ("SimpleRNN", 1)])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("return_state", [False, True])
+def test_return_structure(kind, n_states, return_sequences, return_state):
+    layer = getattr(minirnn, kind)(3, return_sequences=return_sequences,
+                                   return_state=return_state, seed=0)
+    out = layer(np.random.default_rng(0).normal(size=(2, 5, 4)))
+    expected = (2, 5, 3) if return_sequences else (2, 3)
+    if return_state:
+        assert isinstance(out, list) and len(out) == 1 + n_states
+        assert out[0].shape == expected
+        assert all(s.shape == (2, 3) for s in out[1:])
+        last = out[0][:, -1] if return_sequences else out[0]
+        np.testing.assert_array_equal(last, out[1])  # no mask: last output is h
+    else:
+        assert isinstance(out, np.ndarray) and out.shape == expected
+    assert (out[0] if return_state else out).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", np.float32, np.dtype("float64")])
+def test_computes_in_layer_dtype(dtype):
+    layer = minirnn.GRU(3, dtype=dtype, return_state=True, seed=0)
+    out = layer(np.ones((1, 2, 2), np.int64))  # integer input is cast, as Keras does
+    assert all(o.dtype == np.dtype(dtype) for o in out)
+    assert all(w.dtype == np.dtype(dtype) for w in layer.get_weights())
+
+
+def test_lists_are_accepted_as_arrays():
+    out = minirnn.SimpleRNN(2, seed=0)([[[1.0], [2.0]]], mask=[[1, 0]])
+    assert out.shape == (1, 2)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "GRU_v1", "SimpleRNN"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_weights_round_trip(kind, use_bias):
+    base = "GRU" if kind == "GRU_v1" else kind
+    extra = {"reset_after": False} if kind == "GRU_v1" else {}
+    layer = getattr(minirnn, base)(4, use_bias=use_bias, dtype="float64", **extra)
+    assert layer.get_weights() == []
+    weights = random_weights(base, 3, 4, use_bias, kind != "GRU_v1")
+    layer.set_weights(weights)
+    for a, b in zip(layer.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    assert len(layer.get_weights()) == (3 if use_bias else 2)
+    layer.get_weights()[0][:] = 0  # copies: the layer's weights do not change
+    np.testing.assert_array_equal(layer.get_weights()[0], weights[0])
+
+
+@pytest.mark.parametrize("kind, gates", [("LSTM", 4), ("GRU", 3), ("SimpleRNN", 1)])
+def test_initialisation_is_keras_like_and_seeded(kind, gates):
+    layer = getattr(minirnn, kind)(6, seed=42)
+    layer(np.zeros((1, 1, 5)))
+    kernel, recurrent, bias = layer.get_weights()
+    limit = np.sqrt(6 / (5 + gates * 6))  # glorot_uniform
+    assert kernel.shape == (5, gates * 6) and np.abs(kernel).max() <= limit
+    assert np.abs(kernel).max() > 0.8 * limit
+    np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(6), atol=1e-5)  # orthogonal
+    expected_bias = np.zeros(bias.shape)
+    if kind == "LSTM":
+        expected_bias[6:12] = 1  # unit_forget_bias
+    np.testing.assert_array_equal(bias, expected_bias)
+    again = getattr(minirnn, kind)(6, seed=42)
+    again(np.zeros((1, 1, 5)))
+    np.testing.assert_array_equal(again.get_weights()[0], kernel)
+    other = getattr(minirnn, kind)(6, seed=43)
+    other(np.zeros((1, 1, 5)))
+    assert not np.array_equal(other.get_weights()[0], kernel)
+    assert np.all(minirnn.LSTM(2, unit_forget_bias=False, seed=0)
+                  .trace(np.zeros((1, 1, 1)))["f"] == 0.5)
+
+
+def test_stateful_carries_and_resets():
+    layer = minirnn.LSTM(3, stateful=True, return_state=True, seed=1, dtype="float64")
+    fresh = minirnn.LSTM(3, return_state=True, dtype="float64")
+    x1, x2 = np.random.default_rng(0).normal(size=(2, 2, 4, 2))
+    out1 = layer(x1)
+    fresh.set_weights(layer.get_weights())
+    out2 = layer(x2)
+    np.testing.assert_allclose(out2[0], fresh(x2, initial_state=out1[1:])[0], rtol=1e-14)
+    np.testing.assert_array_equal(layer.states[0], out2[1])
+    layer.reset_states()
+    assert all(np.all(s == 0) for s in layer.states)
+    np.testing.assert_allclose(layer(x1)[0], out1[0], rtol=1e-14)
+    layer.reset_state()
+    explicit = [np.ones((2, 3)), np.ones((2, 3))]
+    np.testing.assert_allclose(layer(x1, initial_state=explicit)[0],
+                               fresh(x1, initial_state=explicit)[0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("merge_mode, shape", [("concat", (2, 5, 6)), ("sum", (2, 5, 3)),
+                                               ("mul", (2, 5, 3)), ("ave", (2, 5, 3))])
+def test_bidirectional_structure(merge_mode, shape):
+    bi = minirnn.Bidirectional(minirnn.LSTM(3, return_sequences=True, return_state=True, seed=0),
+                               merge_mode=merge_mode)
+    out = bi(np.ones((2, 5, 4)))
+    assert len(out) == 5 and out[0].shape == shape
+    assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
+    assert bi.forward_layer.zero_output_for_mask and bi.backward_layer.zero_output_for_mask
+    assert len(bi.get_weights()) == 6
+
+
+def test_bidirectional_none_and_alignment():
+    layer = minirnn.GRU(3, return_sequences=True, return_state=True, seed=0, dtype="float64")
+    bi = minirnn.Bidirectional(layer, merge_mode=None)
+    x = np.random.default_rng(0).normal(size=(2, 5, 4))
+    forward, backward, h_forward, h_backward = bi(x)
+    np.testing.assert_array_equal(forward[:, -1], h_forward)
+    np.testing.assert_array_equal(backward[:, 0], h_backward)  # flipped back in time
+    np.testing.assert_array_equal(forward, layer(x)[0])  # the forward copy keeps weights
+    assert set(bi.trace(x)) == {"forward", "backward"}
+
+
+def test_repr_and_config():
+    text = repr(minirnn.GRU(3, reset_after=False))
+    assert text.startswith("GRU(units=3") and "reset_after=False" in text
+
+
+def test_import_does_not_import_tensorflow():
+    code = ("import sys, minirnn; bad = [m for m in ('tensorflow', 'keras', 'torch') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_unwritable_package_uses_a_writable_cache(tmp_path):
+    """Numba's cache moves to a writable place when the package's cannot be written.
+
+    The tests run as any user, root included (who may write anywhere), so the
+    package's ``__pycache__`` is made unusable by putting a file in its place.
+    """
+    package = tmp_path / "site" / "minirnn"
+    shutil.copytree(os.path.join(ROOT, "minirnn"), package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "__pycache__").write_text("not a directory")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path / "site"))
+    code = ("import os, numpy as np, minirnn; "
+            "print(minirnn.SimpleRNN(2, seed=0)(np.ones((1, 3, 2))).shape); "
+            "print(os.environ['NUMBA_CACHE_DIR'])")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, cwd=str(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == "(1," and lines[-1] == str(tmp_path / "cache" / "minirnn-numba")
+    assert any(name.endswith(".nbi") for _, _, files in os.walk(lines[-1]) for name in files)
+
+
+def test_cache_dir_fallback_order(tmp_path, monkeypatch):
+    from minirnn import kernels
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    writable = tmp_path / "pkg"
+    writable.mkdir()
+    assert kernels._ensure_cache_dir(str(writable)) is None
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "__pycache__").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    chosen = kernels._ensure_cache_dir(str(blocked))
+    assert chosen == str(tmp_path / "xdg" / "minirnn-numba")
+    assert os.environ["NUMBA_CACHE_DIR"] == chosen
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/elsewhere")
+    assert kernels._ensure_cache_dir(str(blocked)) is None
+
+
+# ---- from_keras -----------------------------------------------------------------
+
+
+def test_from_keras_refusals(keras):
+    built = lambda layer, shape=(None, 4, 2): (layer.build(shape), layer)[1]
+    with pytest.raises(ValueError, match=r"has no weights yet"):
+        minirnn.from_keras(keras.layers.LSTM(3))
+    def double(v):
+        return v * 2
+
+    with pytest.raises(ValueError, match=r"not a built-in Keras 3 activation"):
+        minirnn.from_keras(built(keras.layers.GRU(3, activation=double)))
+    with pytest.raises(ValueError, match=r"StackedRNNCells"):
+        cells = [keras.layers.LSTMCell(3), keras.layers.LSTMCell(2)]
+        minirnn.from_keras(built(keras.layers.RNN(cells)))
+    with pytest.raises(ValueError, match=r"computes in float16 with float32 weights"):
+        minirnn.from_keras(built(keras.layers.LSTM(3, dtype="mixed_float16")))
+    with pytest.raises(ValueError, match=r"cannot reproduce a .*ConvLSTM1D"):
+        minirnn.from_keras(built(keras.layers.ConvLSTM1D(2, 3), (None, 4, 5, 2)))
+    with pytest.raises(ValueError, match=r"cannot reproduce a .*Dense"):
+        minirnn.from_keras(built(keras.layers.Dense(3), (None, 2)))
+
+    class MyLSTM(keras.layers.LSTM):
+        pass
+
+    with pytest.raises(ValueError, match=r"exact classes, not subclasses"):
+        minirnn.from_keras(built(MyLSTM(3)))
+    with pytest.raises(NotImplementedError, match=r"bit-exact mode is not implemented"):
+        minirnn.from_keras(built(keras.layers.LSTM(3)), bitwise=True)
+
+
+def test_from_keras_carries_configuration(keras):
+    layer = keras.layers.GRU(4, activation="relu", recurrent_activation="hard_sigmoid",
+                             use_bias=False, reset_after=False, return_sequences=True,
+                             go_backwards=True, zero_output_for_mask=True, dropout=0.3,
+                             recurrent_dropout=0.2, unroll=True, dtype="float64")
+    layer.build((None, 5, 2))
+    ours = minirnn.from_keras(layer)
+    assert isinstance(ours, minirnn.GRU)
+    config = ours.get_config()
+    for key, value in dict(units=4, activation="relu", recurrent_activation="hard_sigmoid",
+                           use_bias=False, reset_after=False, return_sequences=True,
+                           go_backwards=True, zero_output_for_mask=True, dropout=0.3,
+                           recurrent_dropout=0.2, unroll=True, dtype="float64").items():
+        assert config[key] == value, key

@@ -1,0 +1,179 @@
+"""The two implementations hold each other: compiled kernels against the readable
+equations, and both activation tables against each other and against Keras."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import activations, equations, kernels
+from conftest import random_weights
+
+KINDS = {"LSTM": {}, "GRU": {}, "GRU_v1": {"reset_after": False}, "SimpleRNN": {}}
+# Kernel and equations compute the same expression in the same order; only the
+# matrix products differ (one hoisted GEMM and per-step GEMMs versus per-step
+# products), so they agree to a few ulp.
+KERNEL_TOL = {"float32": 2e-6, "float64": 1e-13}
+
+
+def pair(kind, dtype, M, D, seed=0, **config):
+    base = "GRU" if kind == "GRU_v1" else kind
+    weights = random_weights(base, D, M, config.get("use_bias", True),
+                             kind != "GRU_v1", dtype, seed)
+    layers = []
+    for engine in ("numba", "numpy"):
+        layer = getattr(minirnn, base)(M, dtype=dtype, engine=engine, **KINDS[kind], **config)
+        layer.set_weights(weights)
+        layers.append(layer)
+    return layers
+
+
+OPTIONS = [
+    {},
+    {"go_backwards": True},
+    {"use_bias": False},
+    {"zero_output_for_mask": True},
+    {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+    {"activation": "gelu", "recurrent_activation": "softsign"},
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("options", range(len(OPTIONS)))
+@pytest.mark.parametrize("masked", [False, True])
+def test_kernels_match_equations(kind, dtype, options, masked):
+    config = dict(OPTIONS[options], return_sequences=True, return_state=True)
+    if kind == "SimpleRNN":
+        config.pop("recurrent_activation", None)
+    fast, readable = pair(kind, dtype, M=5, D=3, seed=options, **config)
+    rng = np.random.default_rng(options)
+    x = rng.normal(size=(4, 9, 3)).astype(dtype)
+    mask = rng.random((4, 9)) < 0.6 if masked else None
+    initial = [rng.normal(size=(4, 5)).astype(dtype)
+               for _ in range(2 if kind == "LSTM" else 1)]
+    for a, b in zip(fast(x, mask, initial), readable(x, mask, initial)):
+        np.testing.assert_allclose(a, b, rtol=KERNEL_TOL[dtype], atol=KERNEL_TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_kernel_chunked_projection(kind):
+    """A sequence whose input projection spans several chunks, the last one partial."""
+    B, T, D, M = 64, 1500, 3, 24
+    fast, readable = pair(kind, "float64", M=M, D=D, return_sequences=True,
+                          go_backwards=True)
+    gates = {"LSTM": 4, "GRU": 3, "GRU_v1": 3, "SimpleRNN": 1}[kind]
+    steps = kernels._chunk_steps(B, T, max(D, gates * M))
+    assert steps < T and T % steps != 0
+    x = np.random.default_rng(1).normal(size=(B, T, D))
+    np.testing.assert_allclose(fast(x), readable(x), rtol=1e-12, atol=1e-12)
+
+
+def test_chunk_bound():
+    """The scratch block of the hoisted projection stays near _CHUNK_ELEMENTS."""
+    for B, T, width in itertools.product([1, 7, 64, 4096], [1, 100, 4000], [4, 512, 2048]):
+        steps = kernels._chunk_steps(B, T, width)
+        assert 1 <= steps <= T
+        assert steps == 1 or steps * B * width <= kernels._CHUNK_ELEMENTS
+
+
+VALUES = np.concatenate([np.linspace(-12, 12, 4801), [-1, -0.5, 0, 0.5, 1, -3, 3, 6, 30, -30,
+                                                       90, -90, np.inf, -np.inf]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(activations.ELEMENTWISE))
+def test_activation_tables_agree(name, dtype):
+    """Scalar kernel activations against the NumPy ones, value by value."""
+    x = VALUES.astype(dtype)
+    with np.errstate(all="ignore"):
+        readable = activations.get(name)(x)
+    compiled = kernels.activate_array(activations.code_of(name), x)
+    assert compiled.dtype == x.dtype
+    tol = 1e-15 if dtype == "float64" else 4e-7
+    np.testing.assert_allclose(compiled, readable, rtol=tol, atol=tol, equal_nan=True)
+    assert np.isnan(kernels.activate_array(activations.code_of(name), np.array([np.nan], dtype)))[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", activations.names())
+def test_activations_match_keras(keras, name, dtype):
+    x = VALUES[np.isfinite(VALUES)].astype(dtype).reshape(1, -1)
+    theirs = keras.ops.convert_to_numpy(keras.activations.get(name)(x))
+    with np.errstate(all="ignore"):
+        ours = activations.get(name)(x)
+    tol = 1e-15 if dtype == "float64" else 3e-7
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
+    if name in activations.ELEMENTWISE:
+        compiled = kernels.activate_array(activations.code_of(name), x)
+        np.testing.assert_allclose(compiled, theirs, rtol=tol, atol=tol)
+
+
+def test_hard_sigmoid_is_keras3():
+    """Keras 3: relu6(x + 3) / 6, not Keras 2's clip(0.2 x + 0.5, 0, 1)."""
+    x = np.array([-3.0, -2.5, 0.0, 2.0, 3.0])
+    np.testing.assert_allclose(activations.hard_sigmoid(x), [0, 1 / 12, 0.5, 5 / 6, 1])
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_trace_matches_layer(kind, go_backwards):
+    layer = getattr(minirnn, kind)(4, return_sequences=True, return_state=True,
+                                   go_backwards=go_backwards, dtype="float64", seed=3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 7, 2))
+    mask = rng.random((3, 7)) < 0.7
+    outputs, *states = layer(x, mask)
+    trace = layer.trace(x, mask)
+    expected = {"LSTM": ["i", "f", "g", "o", "c", "h"], "GRU": ["z", "r", "hh", "h"],
+                "SimpleRNN": ["h"]}[kind]
+    assert list(trace) == expected
+    for value in trace.values():
+        assert value.shape == (3, 7, 4)
+    np.testing.assert_allclose(trace["h"][:, -1], states[0], rtol=1e-13, atol=1e-13)
+    if kind == "LSTM":
+        np.testing.assert_allclose(trace["c"][:, -1], states[1], rtol=1e-13, atol=1e-13)
+    # Where the step is used, the output is that step's h (processing order).
+    used = mask[:, ::-1] if go_backwards else mask
+    np.testing.assert_allclose(outputs[used], trace["h"][used], rtol=1e-13, atol=1e-13)
+    if kind == "LSTM":
+        # c' = f * c + i * g where the step is used; held where it is masked.
+        previous = np.concatenate([np.zeros((3, 1, 4)), trace["c"][:, :-1]], axis=1)
+        updated = trace["f"] * previous + trace["i"] * trace["g"]
+        np.testing.assert_allclose(trace["c"], np.where(used[..., None], updated, previous),
+                                   rtol=1e-13, atol=1e-13)
+        for gate in "ifo":
+            assert np.all((trace[gate] > 0) & (trace[gate] < 1))
+
+
+def test_trace_equations_by_hand():
+    """One LSTM step of the trace recomputed from the printed equations."""
+    layer = minirnn.LSTM(3, dtype="float64", seed=1)
+    x = np.random.default_rng(2).normal(size=(1, 2, 2))
+    tr = layer.trace(x)
+    W, U, b = layer.get_weights()
+    h0 = tr["h"][:, 0]
+    c0 = tr["c"][:, 0]
+    z = x[:, 1] @ W + h0 @ U + b
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    i, f, g, o = sig(z[:, :3]), sig(z[:, 3:6]), np.tanh(z[:, 6:9]), sig(z[:, 9:])
+    c = f * c0 + i * g
+    np.testing.assert_allclose(tr["c"][:, 1], c, rtol=1e-14)
+    np.testing.assert_allclose(tr["h"][:, 1], o * np.tanh(c), rtol=1e-14)
+
+
+def test_rowwise_activation_uses_equations():
+    layer = minirnn.LSTM(4, activation="softmax", seed=0)
+    assert not layer._use_kernels()
+    out = layer(np.ones((2, 3, 2)))
+    assert out.shape == (2, 4)
+
+
+def test_equations_run_previous_output_starts_at_zero():
+    step = lambda x, h: equations.SimpleRNNStep(h + x[:, :1])
+    x = np.ones((1, 3, 1))
+    outputs, states, _ = equations.run(step, x, [np.full((1, 1), 5.0)],
+                                       mask=np.array([[False, True, False]]))
+    np.testing.assert_array_equal(outputs[0, :, 0], [0, 6, 6])
+    np.testing.assert_array_equal(states[0], [[6]])
