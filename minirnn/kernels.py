@@ -96,29 +96,106 @@ def _typed_overload(x, value):
     return lambda x, value: np.float64(value)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softplus(x):
     if x > 0:
         return x + math.log1p(math.exp(-x))
     return math.log1p(math.exp(x))
 
 
-@njit(cache=True)
-def _sigmoid(x):
-    one = typed(x, 1.0)
+def tanh(x):
+    """tanh of a scalar: Eigen's float32 rational approximation, or the C library's."""
+    return math.tanh(x)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) of a scalar: Eigen's float32 formula, or a stable float64 one."""
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@overload(tanh)
+def _tanh_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: _tanh32(x)
+    return lambda x: math.tanh(x)
+
+
+@overload(sigmoid)
+def _sigmoid_overload(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: _sigmoid32(x)
+    return lambda x: _sigmoid64(x)
+
+
+@njit(cache=True, error_model="numpy")
+def _tanh32(a):
+    """Eigen's float32 tanh (what TensorFlow's CPU Tanh computes), branch-free so
+    that loops over it vectorise:
+
+        x = clamp(a, -7.9073896, 7.9073896)
+        tanh(x) ~= (x + x^3 p(x^2)) / q(x^2)
+
+    with p of degree 3 and q of degree 4 in x^2, evaluated by Horner's rule, each
+    multiply and add rounded separately (TensorFlow's wheel is built without FMA).
+    """
+    bound = np.float32(7.90738964080810547)
+    x = min(max(a, -bound), bound)
+    x2 = x * x
+    p = np.float32(1.394553628e-8)
+    p = p * x2 + np.float32(2.102733560e-5)
+    p = p * x2 + np.float32(3.520756727e-3)
+    p = p * x2 + np.float32(1.340216100e-1)
+    q = np.float32(8.015776984e-7)
+    q = q * x2 + np.float32(3.326951409e-4)
+    q = q * x2 + np.float32(2.597254514e-2)
+    q = q * x2 + np.float32(4.673548340e-1)
+    q = q * x2 + np.float32(1.0)
+    result = (x2 * x * p + x) / q
+    return result if a == a else a
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid32(a):
+    """Eigen's float32 logistic (what TensorFlow's CPU Sigmoid computes in its
+    vector path), branch-free: e = exp(x / 2)^2 with a Cephes-style exp, then
+    e / (1 + e); inputs below -104 give 0.
+
+        exp(x) = 2^m * P(r),  m = floor(x log2(e) + 1/2),  r = x - m ln 2
+    """
+    one = np.float32(1.0)
+    x = min(a, np.float32(16.6355324)) * np.float32(0.5)
+    x = max(x, np.float32(-52.0))
+    m = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = m * np.float32(-0.693359375) + x
+    r = m * np.float32(2.12194440e-4) + r
+    r2 = r * r
+    p_even = r2 * np.float32(4.1898667812347412109375e-2) + np.float32(0.49999141693115234375)
+    p_odd = r2 * np.float32(8.33471305668354034423828125e-3) + np.float32(0.16666877269744873046875)
+    p = r * p_odd + p_even
+    p = r2 * p + (r + one)
+    two_m = np.int32((np.int32(m) + 127) << 23).view(np.float32)
+    e = p * two_m
+    e = e * e
+    result = e / (one + e)
+    result = np.float32(0.0) if a < np.float32(-104.0) else result
+    return result if a == a else a
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid64(x):
     if x >= 0:
-        return one / (one + math.exp(-x))
+        return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
-    return e / (one + e)
+    return e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _hard_sigmoid(x):
     zero, three, six = typed(x, 0.0), typed(x, 3.0), typed(x, 6.0)
     return min(max(x + three, zero), six) / six
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def activate(code, x):
     """Element-wise Keras 3 activation number ``code`` (see minirnn.activations).
 
@@ -126,9 +203,9 @@ def activate(code, x):
     """
     zero, half, one = typed(x, 0.0), typed(x, 0.5), typed(x, 1.0)
     if code == 1:
-        return math.tanh(x)
+        return tanh(x)
     if code == 2:
-        return _sigmoid(x)
+        return sigmoid(x)
     if code == 0:
         return x
     if code == 3:
@@ -162,7 +239,7 @@ def activate(code, x):
             return typed(x, 0.25) * ((x + one) * (x + one))
         return x
     if code == 13:
-        return x * _sigmoid(x)
+        return x * sigmoid(x)
     if code == 14:
         return (x + math.sqrt(x * x + typed(x, 4.0))) / typed(x, 2.0)
     if code == 15:
@@ -192,7 +269,7 @@ def activate(code, x):
     return x * typed(x, math.nan)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def activate_array(code, values):
     """Apply activation ``code`` to a copy of a 1-D or N-D array (for tests)."""
     out = np.empty_like(values)
@@ -203,12 +280,12 @@ def activate_array(code, values):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _chunk_steps(B, T, width):
     return max(1, min(T, _CHUNK_ELEMENTS // max(1, B * width)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _project_chunk(x, kernel, s0, n, go_backwards, scratch):
     """x @ W for processing steps s0 .. s0+n-1, time-major: row s*B + b."""
     B, T, D = x.shape
@@ -220,7 +297,27 @@ def _project_chunk(x, kernel, s0, n, go_backwards, scratch):
     return np.dot(scratch[: n * B], kernel)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def activate_block(code, values):
+    """values = activation(values), in place, for a 1-D array (or slice).
+
+    tanh and sigmoid get their own loops with branch-free bodies, which the
+    compiler vectorises; other activations go element by element through
+    ``activate``. Loops run over ``range(values.size)``: indices known to be
+    non-negative keep Numba's wrap-around checks (and their branches) out.
+    """
+    if code == 1:
+        for k in range(values.size):
+            values[k] = tanh(values[k])
+    elif code == 2:
+        for k in range(values.size):
+            values[k] = sigmoid(values[k])
+    else:
+        for k in range(values.size):
+            values[k] = activate(code, values[k])
+
+
+@njit(cache=True, error_model="numpy")
 def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output):
     """Run an LSTM over x (B, T, D); see equations.lstm_step for the maths.
@@ -229,44 +326,48 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     output (B, M): the last output, starts as zeros (Keras' "previous output").
     outputs (B, T, M): every output when return_sequences, else unused.
     mask (B, T) bool, read when use_mask. bias (4M,): zeros when the layer has none.
+
+    Per step and batch row, the pre-activations z = (x W + h U) + b are formed in
+    place of h U, the gate blocks i, f | g | o are activated block by block, then
+    c' = f * c + i * g and h' = o * phi(c').
     """
     B, T, D = x.shape
     M = h.shape[1]
     steps = _chunk_steps(B, T, max(D, 4 * M))
     scratch = np.empty((steps * B, D), x.dtype)
-    hu = np.empty((B, 4 * M), x.dtype)
+    z = np.empty((B, 4 * M), x.dtype)
+    phi_c = np.empty(M, x.dtype)
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         xw = _project_chunk(x, kernel, s0, n, go_backwards, scratch)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            np.dot(h, recurrent_kernel, hu)
+            np.dot(h, recurrent_kernel, z)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
                 else:
-                    row = s * B + b
+                    zb, xwb, hb, cb = z[b], xw[s * B + b], h[b], c[b]
+                    for k in range(4 * M):
+                        zb[k] = xwb[k] + zb[k] + bias[k]
+                    activate_block(rec_act, zb[:2 * M])
+                    activate_block(act, zb[2 * M:3 * M])
+                    activate_block(rec_act, zb[3 * M:])
+                    i, f, g, o = zb[:M], zb[M:2 * M], zb[2 * M:3 * M], zb[3 * M:]
                     for j in range(M):
-                        z_i = xw[row, j] + hu[b, j] + bias[j]
-                        z_f = xw[row, M + j] + hu[b, M + j] + bias[M + j]
-                        z_g = xw[row, 2 * M + j] + hu[b, 2 * M + j] + bias[2 * M + j]
-                        z_o = xw[row, 3 * M + j] + hu[b, 3 * M + j] + bias[3 * M + j]
-                        i = activate(rec_act, z_i)
-                        f = activate(rec_act, z_f)
-                        g = activate(act, z_g)
-                        o = activate(rec_act, z_o)
-                        c_new = f * c[b, j] + i * g
-                        c[b, j] = c_new
-                        h_new = o * activate(act, c_new)
-                        h[b, j] = h_new
-                        output[b, j] = h_new
+                        cb[j] = f[j] * cb[j] + i[j] * g[j]
+                        phi_c[j] = cb[j]
+                    activate_block(act, phi_c)
+                    for j in range(M):
+                        hb[j] = o[j] * phi_c[j]
+                    output[b, :] = hb
                 if return_sequences:
                     outputs[b, step, :] = output[b, :]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
                  reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
                  return_sequences, act, rec_act, outputs, output):
@@ -283,56 +384,57 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     one = typed(h[0, 0], 1.0)
     steps = _chunk_steps(B, T, max(D, 3 * M))
     scratch = np.empty((steps * B, D), x.dtype)
-    hu = np.empty((B, recurrent_kernel.shape[1]), x.dtype)
-    z = np.empty((B, M), x.dtype)
-    rh = np.empty((B, M), x.dtype)
-    rhu = np.empty((B, M), x.dtype)
+    u = np.empty((B, recurrent_kernel.shape[1]), x.dtype)   # h U (+ b[1])
+    zr = np.empty((B, 2 * M), x.dtype)                        # z and r gates
+    hh = np.empty(M, x.dtype)                                 # candidate
+    rh = np.empty((B, M), x.dtype)                            # r * h (reset_after=False)
+    rhu = np.empty((B, M), x.dtype)                           # (r * h) U_h
+    b_in_h = input_bias[2 * M:]
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         xw = _project_chunk(x, kernel, s0, n, go_backwards, scratch)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            np.dot(h, recurrent_kernel, hu)
-            if not reset_after:
-                # z and r first; the candidate needs (r * h) @ U_h.
-                for b in range(B):
-                    row = s * B + b
+            np.dot(h, recurrent_kernel, u)
+            for b in range(B):
+                ub, zrb, xwb = u[b], zr[b], xw[s * B + b]
+                if reset_after:
+                    for k in range(3 * M):
+                        ub[k] = ub[k] + recurrent_bias[k]
+                for k in range(2 * M):
+                    zrb[k] = (xwb[k] + input_bias[k]) + ub[k]
+                activate_block(rec_act, zrb)
+                if not reset_after:
+                    r, hb, rhb = zrb[M:], h[b], rh[b]
                     for j in range(M):
-                        x_z = xw[row, j] + input_bias[j]
-                        x_r = xw[row, M + j] + input_bias[M + j]
-                        z[b, j] = activate(rec_act, x_z + hu[b, j])
-                        r = activate(rec_act, x_r + hu[b, M + j])
-                        rh[b, j] = r * h[b, j]
+                        rhb[j] = r[j] * hb[j]
+            if not reset_after:
                 np.dot(rh, recurrent_kernel_h, rhu)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
                 else:
-                    row = s * B + b
+                    xwh, zrb, hb = xw[s * B + b, 2 * M:], zr[b], h[b]
+                    zg, r = zrb[:M], zrb[M:]
+                    if reset_after:
+                        uh = u[b, 2 * M:]
+                        for j in range(M):
+                            hh[j] = (xwh[j] + b_in_h[j]) + r[j] * uh[j]
+                    else:
+                        rhub = rhu[b]
+                        for j in range(M):
+                            hh[j] = (xwh[j] + b_in_h[j]) + rhub[j]
+                    activate_block(act, hh)
                     for j in range(M):
-                        x_h = xw[row, 2 * M + j] + input_bias[2 * M + j]
-                        if reset_after:
-                            x_z = xw[row, j] + input_bias[j]
-                            x_r = xw[row, M + j] + input_bias[M + j]
-                            u_z = hu[b, j] + recurrent_bias[j]
-                            u_r = hu[b, M + j] + recurrent_bias[M + j]
-                            u_h = hu[b, 2 * M + j] + recurrent_bias[2 * M + j]
-                            zj = activate(rec_act, x_z + u_z)
-                            r = activate(rec_act, x_r + u_r)
-                            hh = activate(act, x_h + r * u_h)
-                        else:
-                            zj = z[b, j]
-                            hh = activate(act, x_h + rhu[b, j])
-                        h_new = zj * h[b, j] + (one - zj) * hh
-                        h[b, j] = h_new
-                        output[b, j] = h_new
+                        hb[j] = zg[j] * hb[j] + (one - zg[j]) * hh[j]
+                    output[b, :] = hb
                 if return_sequences:
                     outputs[b, step, :] = output[b, :]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go_backwards,
                         zero_output_for_mask, return_sequences, act, outputs, output):
     """Run a SimpleRNN over x (B, T, D); see equations.simple_rnn_step for the maths.
@@ -343,23 +445,24 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     M = h.shape[1]
     steps = _chunk_steps(B, T, max(D, M))
     scratch = np.empty((steps * B, D), x.dtype)
-    hu = np.empty((B, M), x.dtype)
+    z = np.empty((B, M), x.dtype)
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         xw = _project_chunk(x, kernel, s0, n, go_backwards, scratch)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            np.dot(h, recurrent_kernel, hu)
+            np.dot(h, recurrent_kernel, z)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
                 else:
-                    row = s * B + b
+                    zb, xwb = z[b], xw[s * B + b]
                     for j in range(M):
-                        h_new = activate(act, (xw[row, j] + bias[j]) + hu[b, j])
-                        h[b, j] = h_new
-                        output[b, j] = h_new
+                        zb[j] = (xwb[j] + bias[j]) + zb[j]
+                    activate_block(act, zb)
+                    h[b, :] = zb
+                    output[b, :] = zb
                 if return_sequences:
                     outputs[b, step, :] = output[b, :]
