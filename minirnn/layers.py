@@ -304,9 +304,8 @@ class _Recurrent:
         return x, mask, states
 
     def _use_kernels(self):
-        return (self.engine == "numba"
-                and activations.code_of(self.activation) is not None
-                and activations.code_of(self.recurrent_activation) is not None)
+        return (self.engine == "numba" and _code(self.activation) is not None
+                and _code(self.recurrent_activation) is not None)
 
     def __call__(self, x, mask=None, initial_state=None, training=None):
         """Run the layer on x (B, T, D).
@@ -348,8 +347,7 @@ class _Recurrent:
         else:
             outputs = np.empty((1, 1, 1), dtype)
         use_mask = mask is not None
-        mask_array = mask if use_mask else np.ones((1, 1), bool)
-        self._kernel_run(x, states, mask_array, use_mask, outputs, output)
+        self._kernel_run(x, states, mask if use_mask else _NO_MASK, use_mask, outputs, output)
         return (outputs if self.return_sequences else None), output, states
 
     def trace(self, x, mask=None, initial_state=None):
@@ -369,6 +367,15 @@ class _Recurrent:
             self._step_function(), x, states, mask, self.go_backwards,
             self.zero_output_for_mask, record=True)
         return {name: record[name] for name in self._trace_names}
+
+
+_NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
+
+
+def _code(name):
+    """Kernel code of a canonical activation name, None for the row-wise ones."""
+    entry = activations.ELEMENTWISE.get(name)
+    return None if entry is None else entry[1]
 
 
 def _orthogonal(rng, rows, cols):
@@ -437,14 +444,15 @@ class LSTM(_Recurrent):
                                        act, rec_act)
         return step
 
+    def _prepare_kernel_weights(self):
+        self._b = self.bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
+
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         h, c = states
-        bias = self.bias if self.use_bias else np.zeros(4 * self.units, x.dtype)
         kernels.lstm_sequence(
-            x, self.kernel, self.recurrent_kernel, bias, h, c, mask, use_mask,
+            x, self.kernel, self.recurrent_kernel, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            activations.code_of(self.activation), activations.code_of(self.recurrent_activation),
-            outputs, output)
+            _code(self.activation), _code(self.recurrent_activation), outputs, output)
 
 
 class GRU(_Recurrent):
@@ -507,8 +515,8 @@ class GRU(_Recurrent):
         kernels.gru_sequence(
             x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
-            self.return_sequences, activations.code_of(self.activation),
-            activations.code_of(self.recurrent_activation), outputs, output)
+            self.return_sequences, _code(self.activation), _code(self.recurrent_activation),
+            outputs, output)
 
 
 class SimpleRNN(_Recurrent):
@@ -529,7 +537,7 @@ class SimpleRNN(_Recurrent):
                          **kwargs)
 
     def _use_kernels(self):
-        return self.engine == "numba" and activations.code_of(self.activation) is not None
+        return self.engine == "numba" and _code(self.activation) is not None
 
     def _step_function(self):
         act = activations.get(self.activation)
@@ -539,12 +547,14 @@ class SimpleRNN(_Recurrent):
                                              self.bias, act)
         return step
 
+    def _prepare_kernel_weights(self):
+        self._b = self.bias if self.use_bias else np.zeros(self.units, self.dtype)
+
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
-        bias = self.bias if self.use_bias else np.zeros(self.units, x.dtype)
         kernels.simple_rnn_sequence(
-            x, self.kernel, self.recurrent_kernel, bias, states[0], mask, use_mask,
+            x, self.kernel, self.recurrent_kernel, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            activations.code_of(self.activation), outputs, output)
+            _code(self.activation), outputs, output)
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
