@@ -7,6 +7,8 @@ approximated: a custom activation function or cell, a subclass of a Keras layer,
 StackedRNNCells, convolutional recurrent layers, a mixed-precision dtype policy.
 """
 
+import warnings
+
 import numpy as np
 
 from . import activations
@@ -92,6 +94,14 @@ def _recurrent_from_keras(keras, layer):
         config["unit_forget_bias"] = bool(cell.unit_forget_bias)
     if cls is GRU:
         config["reset_after"] = bool(cell.reset_after)
+    if layer.unroll and layer.go_backwards and layer.zero_output_for_mask and \
+            layer.return_sequences:
+        warnings.warn(
+            f"{where} has unroll=True, go_backwards=True and zero_output_for_mask=True: with "
+            "a mask, Keras' unrolled loop zeroes the outputs of the masked steps in input "
+            "order while the outputs are in processing order. minirnn follows Keras' "
+            "regular (while-loop) path, where unroll changes nothing, so their outputs at "
+            "masked steps can differ.", UserWarning, stacklevel=3)
     result = cls(**config)
     result.set_weights([np.asarray(w) for w in layer.get_weights()])
     if layer.stateful and getattr(layer, "states", None) is not None:

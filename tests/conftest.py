@@ -29,7 +29,8 @@ def case(**overrides):
         "B": 3, "T": 6, "D": 4, "M": 5, "activation": "tanh",
         "recurrent_activation": "sigmoid", "use_bias": True, "return_sequences": False,
         "return_state": False, "go_backwards": False, "stateful": False,
-        "zero_output_for_mask": False, "mask": "none", "initial_state": False, "seed": 7,
+        "zero_output_for_mask": False, "mask": "none", "initial_state": False,
+        "inference_only": False, "seed": 7,
     }
     unknown = set(overrides) - set(base)
     assert not unknown, unknown

@@ -63,6 +63,11 @@ ARGUMENTS = {
     "mask_stateful": {"mask": "random", "stateful": True, "return_state": True},
     "rnn_cell": {"wrapper": "cell", "return_sequences": True, "return_state": True,
                  "mask": "random"},
+    # dropout, recurrent_dropout, unroll=True and implementation=1 in Keras
+    "inference_only": {"inference_only": True, "return_sequences": True,
+                       "return_state": True, "mask": "random", "zero_output_for_mask": True},
+    "inference_only_cell": {"inference_only": True, "wrapper": "cell", "mask": "trailing",
+                            "return_state": True},
 }
 
 
@@ -276,3 +281,26 @@ def test_large_inner_sizes(keras, rows):
     B, M = rows
     check(kind="LSTM", dtype="float32", B=B, T=9, D=130, M=M * 20, return_sequences=True,
           return_state=True, mask="random")
+
+
+def test_keras_unrolled_go_backwards_mask_zeroing(keras):
+    """Keras' unroll=True path zeroes masked outputs with the mask in input order
+    although go_backwards outputs are in processing order; minirnn (and Keras'
+    while-loop path) zero the processed step's output. Pinned here so a change in
+    Keras is noticed; from_keras warns about such layers."""
+    from reference import keras_layers
+    weights = random_weights("LSTM", 2, 3, seed=1)
+    x = np.random.default_rng(0).normal(size=(2, 5, 2))
+    mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], bool)
+    config = {"kind": "LSTM", "units": 3, "return_sequences": True, "go_backwards": True,
+              "zero_output_for_mask": True, "dtype": "float64"}
+    unrolled = keras_layers.build_layer({**config, "unroll": True}, 2, weights=weights)
+    looped = keras_layers.build_layer(config, 2, weights=weights)
+    with pytest.warns(UserWarning, match=r"unrolled loop zeroes the outputs"):
+        ours = minirnn.from_keras(unrolled)
+    assert_close(ours(x, mask=mask), keras_layers.run(looped, x, mask)[0], "float64")
+    held = minirnn.LSTM(3, return_sequences=True, go_backwards=True, dtype="float64")
+    held.set_weights(weights)
+    keras_unrolled = keras_layers.run(unrolled, x, mask)[0]
+    assert_close(keras_unrolled, np.where(mask[:, :, None], held(x, mask=mask), 0), "float64")
+    assert np.abs(keras_unrolled - ours(x, mask=mask)).max() > 0.01
