@@ -240,3 +240,29 @@ def test_from_keras_carries_configuration(keras):
                            go_backwards=True, zero_output_for_mask=True, dropout=0.3,
                            recurrent_dropout=0.2, unroll=True, dtype="float64").items():
         assert config[key] == value, key
+
+
+def test_from_keras_with_the_torch_backend():
+    """from_keras reads configuration and weights only: another backend works too."""
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    code = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import numpy as np, keras, minirnn
+assert keras.backend.backend() == "torch"
+rng = np.random.default_rng(0)
+layer = keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True, return_state=True))
+x = rng.normal(size=(2, 4, 2)).astype("float32")
+layer.build((None, 4, 2))
+layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
+theirs = [keras.ops.convert_to_numpy(t) for t in layer(x)]
+ours = minirnn.from_keras(layer)(x)
+assert len(ours) == len(theirs) == 3
+for a, b in zip(ours, theirs):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
