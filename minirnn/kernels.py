@@ -286,15 +286,18 @@ def _chunk_steps(B, T, width):
 
 
 @njit(cache=True, error_model="numpy")
-def _project_chunk(x, kernel, s0, n, go_backwards, scratch):
-    """x @ W for processing steps s0 .. s0+n-1, time-major: row s*B + b."""
+def _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw):
+    """xw[:n*B] = x @ W for processing steps s0 .. s0+n-1, time-major: row s*B + b.
+
+    Both buffers are allocated once per call of a sequence kernel and reused by
+    every chunk (fresh multi-megabyte allocations cost page faults each time).
+    """
     B, T, D = x.shape
     for s in range(n):
         t = T - 1 - (s0 + s) if go_backwards else s0 + s
         for b in range(B):
-            for d in range(D):
-                scratch[s * B + b, d] = x[b, t, d]
-    return np.dot(scratch[: n * B], kernel)
+            scratch[s * B + b, :] = x[b, t, :]
+    np.dot(scratch[: n * B], kernel, xw[: n * B])
 
 
 @njit(cache=True, error_model="numpy")
@@ -335,11 +338,12 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     M = h.shape[1]
     steps = _chunk_steps(B, T, max(D, 4 * M))
     scratch = np.empty((steps * B, D), x.dtype)
+    xw = np.empty((steps * B, 4 * M), x.dtype)
     z = np.empty((B, 4 * M), x.dtype)
     phi_c = np.empty(M, x.dtype)
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        xw = _project_chunk(x, kernel, s0, n, go_backwards, scratch)
+        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
@@ -384,6 +388,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     one = typed(h[0, 0], 1.0)
     steps = _chunk_steps(B, T, max(D, 3 * M))
     scratch = np.empty((steps * B, D), x.dtype)
+    xw = np.empty((steps * B, 3 * M), x.dtype)
     u = np.empty((B, recurrent_kernel.shape[1]), x.dtype)   # h U (+ b[1])
     zr = np.empty((B, 2 * M), x.dtype)                        # z and r gates
     hh = np.empty(M, x.dtype)                                 # candidate
@@ -392,7 +397,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     b_in_h = input_bias[2 * M:]
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        xw = _project_chunk(x, kernel, s0, n, go_backwards, scratch)
+        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
@@ -445,10 +450,11 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     M = h.shape[1]
     steps = _chunk_steps(B, T, max(D, M))
     scratch = np.empty((steps * B, D), x.dtype)
+    xw = np.empty((steps * B, M), x.dtype)
     z = np.empty((B, M), x.dtype)
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        xw = _project_chunk(x, kernel, s0, n, go_backwards, scratch)
+        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
