@@ -1,0 +1,403 @@
+"""The engines: one function per engine, each building ready-to-time callables.
+
+An engine function takes a case (cell, Keras-layout float64 weights, float64 input
+x, return_sequences, dtype) and returns a list of :class:`Variant`: a ``run()``
+that performs one forward call (the thing timed) and a ``fetch(result)`` that
+turns run()'s result into a NumPy array for the correctness check (None where
+the engine computes no layer output). Most engines have one variant; an engine
+with several modes (keras-function: plain tf.function and XLA) returns one per
+mode, all timed, and the fastest correct one is the engine's figure.
+
+What a timed call includes: the input is already in the engine's own form and
+place (a NumPy array for minirnn and model.predict, a tf.Tensor, a torch.Tensor
+on the engine's device), and the call ends when the output is complete: GPU
+engines synchronise the device. Library imports, weight loading, tracing and
+compilation happen before timing (see :mod:`benchmarks.timing` for warm-up).
+
+Engines never run in the same process: :mod:`benchmarks.runner` starts a fresh
+Python for every engine and cell (TensorFlow, torch, OpenBLAS and Numba each keep
+their own thread pools, and on a small machine they fight).
+"""
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+GATES = {"LSTM": 4, "GRU": 3}
+
+
+@dataclass
+class Variant:
+    """One timed mode of an engine."""
+
+    name: str
+    run: Callable[[], object]
+    fetch: Optional[Callable[[object], np.ndarray]]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Engine:
+    """An engine of the registry.
+
+    build: ``build(cell, weights, x, return_sequences, dtype, **options)`` ->
+        list of Variant.
+    probe: ``probe()`` -> None when the engine can run here, else the reason it
+        cannot (run in a fresh process for GPU engines, see runner).
+    process_options: one dict of build options per separate process; the
+        runner keeps the fastest (gemm-floor runs each BLAS in its own process).
+    checked: whether the engine's output is compared with the reference.
+    """
+
+    name: str
+    description: str
+    build: Callable
+    probe: Callable[[], Optional[str]]
+    gpu: bool = False
+    checked: bool = True
+    process_options: tuple = ({},)
+
+
+def _needs(*modules):
+    """A probe: the reason if one of ``modules`` is not installed, else None."""
+    def probe():
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"not installed: {', '.join(missing)}"
+        return None
+    return probe
+
+
+def _cast(weights, x, dtype):
+    return [np.ascontiguousarray(w, dtype) for w in weights], np.ascontiguousarray(x, dtype)
+
+
+# ---- minirnn -----------------------------------------------------------------
+
+def minirnn_engine(cell, weights, x, return_sequences, dtype, engine="numba"):
+    """minirnn's layer, as a user calls it: NumPy array in, NumPy array out."""
+    import minirnn
+    weights, x = _cast(weights, x, dtype)
+    layer = getattr(minirnn, cell)(weights[1].shape[0], return_sequences=return_sequences,
+                                   dtype=dtype, engine=engine)
+    layer.set_weights(weights)
+    return [Variant(f"engine={engine}", lambda: layer(x), np.asarray, {"engine": engine})]
+
+
+def minirnn_numpy_engine(cell, weights, x, return_sequences, dtype):
+    """minirnn's readable NumPy step path (engine="numpy")."""
+    return minirnn_engine(cell, weights, x, return_sequences, dtype, engine="numpy")
+
+
+# ---- Keras (TensorFlow backend) ------------------------------------------------
+
+def _keras_layer(cell, weights, return_sequences, dtype, **config):
+    from reference.keras_layers import build_layer
+    M = weights[1].shape[0]
+    config = {"kind": cell, "units": M, "return_sequences": return_sequences,
+              "dtype": dtype, **config}
+    return build_layer(config, weights[0].shape[0], weights=weights)
+
+
+def _hide_gpus():
+    """Keep a CPU engine on the CPU even where TensorFlow sees a GPU."""
+    import tensorflow as tf
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):
+        pass  # devices already initialised; the probe of keras-cudnn says which
+
+
+def keras_predict_engine(cell, weights, x, return_sequences, dtype):
+    """Keras on CPU through model.predict, as the seed notebook calls it.
+
+    The layer sits in a functional Model (Input -> layer); predict gets the whole
+    batch at once (batch_size=B, so no batch is split) and returns NumPy.
+    """
+    _hide_gpus()
+    from reference.keras_layers import keras
+    k = keras()
+    weights, x = _cast(weights, x, dtype)
+    layer = _keras_layer(cell, weights, return_sequences, dtype)
+    B, T, D = x.shape
+    inputs = k.Input(shape=(T, D), dtype=dtype)
+    model = k.Model(inputs, layer(inputs))
+    return [Variant("model.predict", lambda: model.predict(x, batch_size=B, verbose=0),
+                    np.asarray, {"batch_size": B})]
+
+
+def keras_function_engine(cell, weights, x, return_sequences, dtype, jit_modes=(False, True)):
+    """The Keras layer called inside a tf.function on CPU: its fastest mode.
+
+    Two variants, both timed: a plain tf.function (graph mode) and one compiled
+    with XLA (jit_compile=True), usually the faster on CPU. The input is a
+    tf.Tensor made once; the result stays a tf.Tensor (on CPU it is ready when
+    the call returns).
+    """
+    import tensorflow as tf
+    _hide_gpus()
+    weights, x = _cast(weights, x, dtype)
+    tensor = tf.constant(x)
+    variants = []
+    for jit in jit_modes:
+        layer = _keras_layer(cell, weights, return_sequences, dtype)
+        function = tf.function(lambda t, layer=layer: layer(t, training=False),
+                               jit_compile=jit)
+        name = "tf.function+XLA" if jit else "tf.function"
+        variants.append(Variant(name, lambda f=function: f(tensor),
+                                lambda out: out.numpy(), {"jit_compile": jit}))
+    return variants
+
+
+def keras_cudnn_engine(cell, weights, x, return_sequences, dtype, device="/GPU:0"):
+    """Keras with cuDNN on a GPU: the layer in a tf.function placed on ``device``.
+
+    On a GPU, use_cudnn=True makes Keras raise rather than silently fall back to
+    its generic loop; TF32 is off so float32 products are float32. Each call ends
+    with a device synchronisation. With device="/CPU:0" the same code runs on the
+    CPU (use_cudnn="auto"), which is how the tests exercise it without a GPU.
+    """
+    import tensorflow as tf
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    on_gpu = "GPU" in device.upper()
+    weights, x = _cast(weights, x, dtype)
+    with tf.device(device):
+        layer = _keras_layer(cell, weights, return_sequences, dtype,
+                             use_cudnn=True if on_gpu else "auto")
+        tensor = tf.constant(x)
+        function = tf.function(lambda t: layer(t, training=False))
+
+    def run():
+        with tf.device(device):
+            out = function(tensor)
+        tf.test.experimental.sync_devices()
+        return out
+    return [Variant("tf.function", run, lambda out: out.numpy(),
+                    {"device": device, "tf32": False, "use_cudnn": on_gpu or "auto"})]
+
+
+def _keras_cudnn_probe():
+    problem = _needs("tensorflow", "keras")()
+    if problem:
+        return problem
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        return (f"no GPU visible to TensorFlow {tf.__version__} (built with CUDA: "
+                f"{tf.test.is_built_with_cuda()})")
+    return None
+
+
+# ---- torch -------------------------------------------------------------------
+
+def torch_weights(cell, weights):
+    """Keras-layout weights -> torch.nn.LSTM / nn.GRU parameters (NumPy arrays).
+
+    Keras stores kernel (D, G*M) and recurrent_kernel (M, G*M) with gates as column
+    blocks; torch stores weight_ih_l0 (G*M, D) and weight_hh_l0 (G*M, M) with gates
+    as row blocks, so each matrix is transposed after reordering the blocks.
+
+    LSTM: Keras i, f, c, o = torch i, f, g, o (same order); Keras has one bias,
+    torch two, so bias_ih = Keras bias and bias_hh = 0.
+    GRU (Keras reset_after=True, torch's only form): Keras z, r, h -> torch r, z,
+    n; Keras bias row 0 (input) -> bias_ih, row 1 (recurrent) -> bias_hh. Both
+    compute n = tanh(W_n x + b_in + r * (U_n h + b_hn)), h' = z*h + (1-z)*n.
+    """
+    kernel, recurrent_kernel, bias = (np.asarray(w) for w in weights)
+    M = recurrent_kernel.shape[0]
+    if cell == "LSTM":
+        order = np.arange(4 * M)
+        bias_ih, bias_hh = bias, np.zeros_like(bias)
+    elif cell == "GRU":
+        z, r, h = np.arange(M), np.arange(M, 2 * M), np.arange(2 * M, 3 * M)
+        order = np.concatenate([r, z, h])
+        if bias.ndim != 2:
+            raise ValueError("torch's GRU needs Keras' reset_after=True bias, shape (2, 3M)")
+        bias_ih, bias_hh = bias[0][order], bias[1][order]
+    else:
+        raise ValueError(f"unknown cell {cell!r}")
+    return {
+        "weight_ih_l0": np.ascontiguousarray(kernel[:, order].T),
+        "weight_hh_l0": np.ascontiguousarray(recurrent_kernel[:, order].T),
+        "bias_ih_l0": np.ascontiguousarray(bias_ih),
+        "bias_hh_l0": np.ascontiguousarray(bias_hh),
+    }
+
+
+def torch_module(cell, weights, dtype, device="cpu"):
+    """A torch.nn.LSTM or nn.GRU (batch_first) holding the Keras weights."""
+    import torch
+    D, M = weights[0].shape[0], weights[1].shape[0]
+    torch_dtype = getattr(torch, dtype)
+    module = getattr(torch.nn, cell)(D, M, batch_first=True)
+    module = module.to(device=device, dtype=torch_dtype)
+    params = torch_weights(cell, weights)
+    with torch.no_grad():
+        for name, value in params.items():
+            getattr(module, name).copy_(torch.from_numpy(value.astype(dtype)))
+    module.eval().requires_grad_(False)
+    return module
+
+
+def torch_engine(cell, weights, x, return_sequences, dtype, device="cpu"):
+    """torch.nn.LSTM / nn.GRU with the same weights, on ``device``.
+
+    On CPU torch runs its oneDNN/MKL kernels; on "cuda" cuDNN, with TF32 off (set
+    for any device, so the GPU code path runs on the CPU in tests too). Gradients
+    are off for the whole process. Returns the output sequence, or the last h.
+    """
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_grad_enabled(False)
+    module = torch_module(cell, weights, dtype, device)
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype)).to(device)
+    on_cuda = str(device).startswith("cuda")
+
+    def run():
+        out, state = module(tensor)
+        if not return_sequences:
+            out = (state[0] if cell == "LSTM" else state)[-1]
+        if on_cuda:
+            torch.cuda.synchronize()
+        return out
+    info = {"device": str(device), "tf32": False,
+            "cudnn_version": torch.backends.cudnn.version() if on_cuda else None}
+    return [Variant(f"nn.{cell}", run, lambda out: out.detach().cpu().numpy(), info)]
+
+
+def torch_cudnn_engine(cell, weights, x, return_sequences, dtype, device="cuda"):
+    """torch on a CUDA GPU (cuDNN RNN kernels); see :func:`torch_engine`."""
+    return torch_engine(cell, weights, x, return_sequences, dtype, device=device)
+
+
+def _torch_cuda_probe():
+    problem = _needs("torch")()
+    if problem:
+        return problem
+    import torch
+    if not torch.cuda.is_available():
+        return (f"no CUDA GPU visible to torch {torch.__version__} "
+                f"(torch.cuda.is_available() is False; built for CUDA {torch.version.cuda})")
+    if not torch.backends.cudnn.is_available():
+        return "torch sees a GPU but cuDNN is not available"
+    return None
+
+
+# ---- the GEMM floor ----------------------------------------------------------
+
+def gemm_floor_engine(cell, weights, x, return_sequences, dtype, blas="numpy"):
+    """Only the matrix products every LSTM/GRU must do, nothing else.
+
+    One input GEMM (B*T x D) @ (D x G*M), then T recurrent GEMMs (B x M) @ (M x G*M),
+    written into preallocated outputs; no bias, activations or state update.
+    ``blas`` picks who multiplies: "numpy" (NumPy's BLAS, one Python call per
+    product), "numba" (SciPy's BLAS called from a compiled loop, as minirnn's
+    kernels do; no Python overhead per step) or "torch" (torch.mm: MKL/oneDNN).
+    The runner runs each in its own process and reports the fastest.
+    """
+    B, T, D = x.shape
+    M = weights[1].shape[0]
+    width = GATES[cell] * M
+    rng = np.random.default_rng(0)
+    x2d = np.ascontiguousarray(x.reshape(B * T, D), dtype)
+    kernel = np.ascontiguousarray(weights[0], dtype)
+    recurrent_kernel = np.ascontiguousarray(weights[1], dtype)
+    h = rng.uniform(-1, 1, size=(B, M)).astype(dtype)
+    projected = np.empty((B * T, width), dtype)
+    gates = np.empty((B, width), dtype)
+    if blas == "numpy":
+        def run():
+            np.matmul(x2d, kernel, out=projected)
+            for _ in range(T):
+                np.matmul(h, recurrent_kernel, out=gates)
+        info = {"blas": _numpy_blas_name()}
+    elif blas == "numba":
+        floor = _numba_floor()
+
+        def run():
+            floor(x2d, kernel, h, recurrent_kernel, projected, gates, T)
+        info = {"blas": "numba np.dot -> " + _scipy_blas_name()}
+    elif blas == "torch":
+        import torch
+        torch.set_grad_enabled(False)
+        tensors = [torch.from_numpy(a) for a in (x2d, kernel, h, recurrent_kernel,
+                                                 projected, gates)]
+        tx, tw, th, tu, tp, tg = tensors
+
+        def run():
+            torch.mm(tx, tw, out=tp)
+            for _ in range(T):
+                torch.mm(th, tu, out=tg)
+        info = {"blas": f"torch {torch.__version__} torch.mm ("
+                        f"MKL: {torch.backends.mkl.is_available()})"}
+    else:
+        raise ValueError(f"unknown blas {blas!r}; expected numpy, numba or torch")
+    info["gemm"] = {"input": [B * T, D, width], "recurrent": [B, M, width], "count": T}
+    return [Variant(f"gemm-floor[{blas}]", run, None, info)]
+
+
+_FLOOR = None
+
+
+def _numba_floor():
+    """The floor's loop compiled with Numba (np.dot with out= calls SciPy's BLAS)."""
+    global _FLOOR
+    if _FLOOR is None:
+        from numba import njit
+
+        @njit(cache=True)
+        def floor(x2d, kernel, h, recurrent_kernel, projected, gates, steps):
+            np.dot(x2d, kernel, projected)
+            for _ in range(steps):
+                np.dot(h, recurrent_kernel, gates)
+        _FLOOR = floor
+    return _FLOOR
+
+
+def _numpy_blas_name():
+    try:
+        config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"numpy {np.__version__} ({config.get('name')} {config.get('version')})"
+    except Exception:  # noqa: BLE001 - older NumPy: no dict form
+        return f"numpy {np.__version__}"
+
+
+def _scipy_blas_name():
+    try:
+        import scipy
+        config = scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"scipy {scipy.__version__} ({config.get('name')} {config.get('version')})"
+    except Exception:  # noqa: BLE001
+        return "scipy BLAS"
+
+
+# ---- the registry ------------------------------------------------------------
+
+ENGINES = {engine.name: engine for engine in [
+    Engine("minirnn", "minirnn, Numba kernels (engine='numba')", minirnn_engine,
+           _needs("numba")),
+    Engine("minirnn-numpy", "minirnn, readable NumPy steps (engine='numpy')",
+           minirnn_numpy_engine, _needs("numpy")),
+    Engine("keras-predict", "Keras 3 (TensorFlow) on CPU: model.predict",
+           keras_predict_engine, _needs("tensorflow", "keras")),
+    Engine("keras-function", "Keras 3 layer in a tf.function on CPU (best of plain / XLA)",
+           keras_function_engine, _needs("tensorflow", "keras")),
+    Engine("torch", "torch.nn.LSTM / nn.GRU on CPU", torch_engine, _needs("torch")),
+    Engine("gemm-floor", "only the GEMMs (fastest BLAS of numpy / numba+scipy / torch)",
+           gemm_floor_engine, _needs("numpy"), checked=False,
+           process_options=({"blas": "numpy"}, {"blas": "numba"}, {"blas": "torch"})),
+    Engine("keras-cudnn", "Keras 3 with cuDNN on a CUDA GPU (TF32 off)", keras_cudnn_engine,
+           _keras_cudnn_probe, gpu=True),
+    Engine("torch-cudnn", "torch with cuDNN on a CUDA GPU (TF32 off)", torch_cudnn_engine,
+           _torch_cuda_probe, gpu=True),
+]}
+
+CPU_ENGINES = tuple(name for name, engine in ENGINES.items() if not engine.gpu)
+# The engines that get float64 rows in the default grid.
+FLOAT64_ENGINES = ("minirnn", "keras-predict", "keras-function", "gemm-floor")
+# Engines that are minirnn itself or not a layer at all: never "the best peer".
+NOT_PEERS = ("minirnn", "minirnn-numpy", "gemm-floor")
