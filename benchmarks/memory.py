@@ -184,13 +184,8 @@ def markdown(results, title):
 
 
 def write(results, out, name):
-    folder = report.output_dir(out, results["machine"]["machine_name"])
-    paths = {"json": os.path.join(folder, name + ".json"),
-             "markdown": os.path.join(folder, name + ".md")}
-    report.write_json(results, paths["json"])
-    with open(paths["markdown"], "w") as handle:
-        handle.write(markdown(results, f"minirnn memory: {name}"))
-    return paths
+    return report.write_json_and_markdown(
+        results, out, name, markdown(results, f"minirnn memory: {name}"))
 
 
 if __name__ == "__main__":

@@ -345,6 +345,17 @@ def write_json(results, path):
         handle.write("\n")
 
 
+def write_json_and_markdown(results, out, name, markdown_text):
+    """Write ``<out>/<machine>/<name>.json`` and ``.md``; returns both paths."""
+    folder = output_dir(out, results["machine"]["machine_name"])
+    paths = {"json": os.path.join(folder, name + ".json"),
+             "markdown": os.path.join(folder, name + ".md")}
+    write_json(results, paths["json"])
+    with open(paths["markdown"], "w") as handle:
+        handle.write(markdown_text)
+    return paths
+
+
 def write_speed(results, out, name):
     """Write <out>/<machine>/<name>.json, .md and .png; returns the paths written."""
     folder = output_dir(out, results["machine"]["machine_name"])
