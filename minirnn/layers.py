@@ -126,6 +126,8 @@ class _Recurrent:
         self.use_cudnn = use_cudnn
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"`seed` must be an integer or None; received {seed!r}.")
+        if seed is not None and seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer or None; received {seed}.")
         self.seed = seed
         if engine not in _ENGINES:
             raise ValueError(f"`engine` must be one of {_ENGINES}; received {engine!r}.")
@@ -213,8 +215,12 @@ class _Recurrent:
             raise ValueError(
                 f"`weights[0]` (kernel) must have shape {self._weight_shapes(self.input_dim)[0]} "
                 f"for this built layer; received {arrays[0].shape}.")
+        if input_dim == 0:
+            raise ValueError(
+                "`weights[0]` (kernel) must have at least one row (one per input feature); "
+                f"received shape {arrays[0].shape}.")
         for k, (array, shape) in enumerate(zip(arrays, self._weight_shapes(input_dim))):
-            if array.shape != shape or (k == 0 and input_dim == 0):
+            if array.shape != shape:
                 raise ValueError(
                     f"`weights[{k}]` ({names[k]}) must have shape {shape}; "
                     f"received {array.shape}.")
@@ -271,16 +277,17 @@ class _Recurrent:
                     f"`mask` must have shape (batch, timesteps) = {(B, T)}; "
                     f"received {mask.shape}.")
             mask = np.ascontiguousarray(mask != 0)
-        if self.stateful and self.states is not None and self.states[0].shape[0] != B:
+        stored = self._stored_states() if self.stateful and self.states is not None else None
+        if stored is not None and stored[0].shape[0] != B:
             raise ValueError(
                 f"This layer is stateful: `x` must keep the batch size "
-                f"{self.states[0].shape[0]} of its states (call reset_state() does not "
+                f"{stored[0].shape[0]} of its states (call reset_state() does not "
                 f"change it; create a new layer for another batch size); received "
                 f"batch size {B}.")
         n = len(self._state_names)
         if initial_state is None:
-            if self.stateful and self.states is not None:
-                states = [s.copy() for s in self.states]
+            if stored is not None:
+                states = stored
             else:
                 states = [np.zeros((B, self.units), dtype) for _ in range(n)]
         else:
@@ -302,6 +309,25 @@ class _Recurrent:
                         f"{(B, self.units)}; received {value.shape}.")
                 states.append(np.array(value, dtype=dtype, order="C"))
         return x, mask, states
+
+    def _stored_states(self):
+        """Copies of a stateful layer's ``states``, checked: the attribute is public
+        (from_keras sets it, users may too) and the kernels trust their shapes."""
+        n, names = len(self._state_names), list(self._state_names)
+        if not isinstance(self.states, (list, tuple)) or len(self.states) != n:
+            raise ValueError(
+                f"`states` of this stateful {type(self).__name__} must be a list of {n} "
+                f"array(s) {names}; received {self.states!r:.80}.")
+        checked, batch = [], None
+        for name, value in zip(names, self.states):
+            value = _numeric_array(value, f"states ({name})")
+            batch = value.shape[0] if batch is None and value.ndim else batch
+            if value.ndim != 2 or value.shape != (batch, self.units):
+                raise ValueError(
+                    f"`states` ({name}) must have shape (batch, units) = "
+                    f"{(batch, self.units)}; received {value.shape}.")
+            checked.append(np.array(value, dtype=self.dtype, order="C"))
+        return checked
 
     def _use_kernels(self):
         return (self.engine == "numba" and _code(self.activation) is not None
@@ -532,6 +558,10 @@ class SimpleRNN(_Recurrent):
     def __init__(self, units, activation="tanh", use_bias=True, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False,
                  zero_output_for_mask=False, dtype="float32", **kwargs):
+        if "recurrent_activation" in kwargs:
+            raise TypeError(
+                "SimpleRNN got unexpected keyword argument(s) ['recurrent_activation']: "
+                "a SimpleRNN has no gates, only `activation` (as in Keras).")
         super().__init__(units, activation, "sigmoid", use_bias, return_sequences,
                          return_state, go_backwards, stateful, zero_output_for_mask, dtype,
                          **kwargs)
@@ -633,6 +663,12 @@ class Bidirectional:
             raise ValueError(
                 f"`backward_layer` must have dtype {self.forward_layer.dtype!r}; received "
                 f"{self.backward_layer.dtype!r}.")
+        if merge_mode in ("sum", "mul", "ave") and \
+                self.forward_layer.units != self.backward_layer.units:
+            raise ValueError(
+                f"merge_mode={merge_mode!r} adds or multiplies the two outputs: `backward_layer` "
+                f"must have {self.forward_layer.units} units like `layer`; received "
+                f"{self.backward_layer.units}.")
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = sub.return_sequences
         self.return_sequences = layer.return_sequences
@@ -670,21 +706,32 @@ class Bidirectional:
 
     reset_states = reset_state
 
+    def _split_initial_state(self, initial_state):
+        """(forward states, backward states) from Keras' flat list, split in half."""
+        if initial_state is None:
+            return None, None
+        if not isinstance(initial_state, (list, tuple)):
+            raise ValueError(
+                "`initial_state` for Bidirectional must be a list: the forward states "
+                f"then the backward states; received {type(initial_state).__name__}.")
+        n_forward = len(self.forward_layer._state_names)
+        n = n_forward + len(self.backward_layer._state_names)
+        if len(initial_state) != n:
+            raise ValueError(
+                f"`initial_state` for this Bidirectional must hold {n} arrays (forward "
+                f"states then backward states); received {len(initial_state)}.")
+        if n_forward * 2 != n:
+            raise ValueError(
+                "`initial_state` cannot be given to a Bidirectional whose layers have "
+                f"different numbers of states ({type(self.forward_layer).__name__} forward, "
+                f"{type(self.backward_layer).__name__} backward): Keras splits the list in "
+                "half.")
+        half = len(initial_state) // 2
+        return list(initial_state[:half]), list(initial_state[half:])
+
     def __call__(self, x, mask=None, initial_state=None, training=None):
         """Run both directions and merge; arguments as the wrapped layer's call."""
-        forward_state = backward_state = None
-        if initial_state is not None:
-            if not isinstance(initial_state, (list, tuple)):
-                raise ValueError(
-                    "`initial_state` for Bidirectional must be a list: the forward states "
-                    f"then the backward states; received {type(initial_state).__name__}.")
-            n = len(self.forward_layer._state_names) + len(self.backward_layer._state_names)
-            if len(initial_state) != n:
-                raise ValueError(
-                    f"`initial_state` for this Bidirectional must hold {n} arrays (forward "
-                    f"states then backward states); received {len(initial_state)}.")
-            half = len(initial_state) // 2
-            forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
+        forward_state, backward_state = self._split_initial_state(initial_state)
         # Validate both before running either, so a bad input leaves no partial state.
         x_checked, mask_checked, _ = self.forward_layer._prepare(x, mask, forward_state)
         self.backward_layer._prepare(x_checked, mask_checked, backward_state)
@@ -713,9 +760,6 @@ class Bidirectional:
 
     def trace(self, x, mask=None, initial_state=None):
         """{"forward": trace, "backward": trace} of the two layers (processing order)."""
-        forward_state = backward_state = None
-        if initial_state is not None:
-            half = len(initial_state) // 2
-            forward_state, backward_state = list(initial_state[:half]), list(initial_state[half:])
+        forward_state, backward_state = self._split_initial_state(initial_state)
         return {"forward": self.forward_layer.trace(x, mask, forward_state),
                 "backward": self.backward_layer.trace(x, mask, backward_state)}

@@ -199,3 +199,51 @@ def test_from_keras_refuses_non_layers():
     pytest.importorskip("keras")
     with pytest.raises(TypeError, match=r"`layer` must be a Keras 3 layer; received int"):
         minirnn.from_keras(3)
+
+
+@pytest.mark.parametrize("kind, states, pattern", [
+    ("LSTM", [np.zeros((2, 3), np.float32), np.zeros((2, 1), np.float32)],
+     r"`states` \(c\) must have shape \(batch, units\) = \(2, 3\); received \(2, 1\)"),
+    ("LSTM", [np.zeros((2, 3), np.float32), np.zeros((1, 3), np.float32)],
+     r"`states` \(c\) must have shape .* received \(1, 3\)"),
+    ("LSTM", [np.zeros((2, 3), np.float32)], r"`states` of this stateful LSTM must be a list of 2"),
+    ("GRU", [np.zeros((2, 5), np.float32)], r"`states` \(h\) must have shape .* received \(2, 5\)"),
+    ("GRU", [np.array([["a"] * 3] * 2)], r"`states \(h\)` must hold real numbers"),
+])
+def test_bad_stored_states(kind, states, pattern):
+    """A stateful layer's public ``states`` are checked before the kernels trust them."""
+    stateful = layer(kind, stateful=True)
+    stateful(X[:, :, :5])
+    stateful.states = states
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        stateful(X)
+
+
+def test_stored_states_of_another_dtype_are_cast():
+    stateful = layer("GRU", stateful=True, dtype="float32")
+    stateful(X)
+    stateful.states = [np.ones((2, 3))]  # float64 given to a float32 layer
+    assert stateful(X).dtype == np.float32
+
+
+def test_more_bad_constructor_arguments():
+    with pytest.raises(ValueError, match=r"`seed` must be a non-negative integer or None; "
+                                         r"received -1"):
+        minirnn.LSTM(3, seed=-1)
+    with pytest.raises(TypeError, match=r"SimpleRNN got unexpected keyword argument\(s\) "
+                                        r"\['recurrent_activation'\]"):
+        minirnn.SimpleRNN(3, recurrent_activation="relu")
+    with pytest.raises(ValueError, match=r"kernel\) must have at least one row"):
+        minirnn.LSTM(3).set_weights([np.zeros((0, 12)), np.zeros((3, 12)), np.zeros(12)])
+
+
+def test_bidirectional_mismatched_layers():
+    with pytest.raises(ValueError, match=r"merge_mode='sum' .* must have 3 units like `layer`; "
+                                         r"received 4"):
+        minirnn.Bidirectional(layer(), merge_mode="sum",
+                              backward_layer=minirnn.GRU(4, go_backwards=True))
+    mixed = minirnn.Bidirectional(layer(), backward_layer=minirnn.GRU(3, go_backwards=True))
+    with pytest.raises(ValueError, match=r"different numbers of states"):
+        mixed(X, initial_state=[np.zeros((2, 3))] * 3)
+    with pytest.raises(ValueError, match=r"must hold 3 arrays"):
+        mixed.trace(X, initial_state=[np.zeros((2, 3))] * 2)
