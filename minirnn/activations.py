@@ -274,7 +274,13 @@ def get(identifier, argument="activation"):
 
 
 def code_of(identifier):
-    """The kernel code of an element-wise activation, or None for a row-wise one."""
+    """The kernel code of an element-wise activation, or None for a row-wise one.
+
+    Canonical names (what layers store) are looked up directly: layers ask at
+    every call.
+    """
+    if isinstance(identifier, str) and identifier in ELEMENTWISE:
+        return ELEMENTWISE[identifier][1]
     name = canonical(identifier)
     if name in ROWWISE:
         return None

@@ -293,45 +293,42 @@ class _Recurrent:
         else:
             if n == 1 and not isinstance(initial_state, (list, tuple)):
                 initial_state = [initial_state]
-            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n:
-                got = (f"{len(initial_state)} arrays" if isinstance(initial_state, (list, tuple))
-                       else type(initial_state).__name__)
-                raise ValueError(
-                    f"`initial_state` for {type(self).__name__} must be a list of {n} "
-                    f"array(s) {list(self._state_names)}, each (batch, units) = "
-                    f"{(B, self.units)}; received {got}.")
-            states = []
-            for name, value in zip(self._state_names, initial_state):
-                value = _numeric_array(value, f"initial_state ({name})")
-                if value.shape != (B, self.units):
-                    raise ValueError(
-                        f"`initial_state` ({name}) must have shape (batch, units) = "
-                        f"{(B, self.units)}; received {value.shape}.")
-                states.append(np.array(value, dtype=dtype, order="C"))
+            states = self._checked_states(initial_state, "initial_state",
+                                          f"for {type(self).__name__}", B)
         return x, mask, states
 
     def _stored_states(self):
-        """Copies of a stateful layer's ``states``, checked: the attribute is public
+        """Checked copies of a stateful layer's ``states``: the attribute is public
         (from_keras sets it, users may too) and the kernels trust their shapes."""
+        return self._checked_states(self.states, "states",
+                                    f"of this stateful {type(self).__name__}")
+
+    def _checked_states(self, values, argument, where, batch=None):
+        """Copies of ``values`` ([h] or [h, c]) in the layer's dtype, each checked to
+        be (batch, units); with batch None, the first array's batch size is used."""
         n, names = len(self._state_names), list(self._state_names)
-        if not isinstance(self.states, (list, tuple)) or len(self.states) != n:
+        if not isinstance(values, (list, tuple)) or len(values) != n:
+            got = (f"{len(values)} arrays" if isinstance(values, (list, tuple))
+                   else type(values).__name__)
+            each = "" if batch is None else f", each (batch, units) = {(batch, self.units)}"
             raise ValueError(
-                f"`states` of this stateful {type(self).__name__} must be a list of {n} "
-                f"array(s) {names}; received {self.states!r:.80}.")
-        checked, batch = [], None
-        for name, value in zip(names, self.states):
-            value = _numeric_array(value, f"states ({name})")
-            batch = value.shape[0] if batch is None and value.ndim else batch
-            if value.ndim != 2 or value.shape != (batch, self.units):
+                f"`{argument}` {where} must be a list of {n} array(s) {names}{each}; "
+                f"received {got}.")
+        checked = []
+        for name, value in zip(names, values):
+            value = _numeric_array(value, f"{argument} ({name})")
+            if batch is None and value.ndim:
+                batch = value.shape[0]
+            if value.shape != (batch, self.units):
                 raise ValueError(
-                    f"`states` ({name}) must have shape (batch, units) = "
+                    f"`{argument}` ({name}) must have shape (batch, units) = "
                     f"{(batch, self.units)}; received {value.shape}.")
             checked.append(np.array(value, dtype=self.dtype, order="C"))
         return checked
 
     def _use_kernels(self):
-        return (self.engine == "numba" and _code(self.activation) is not None
-                and _code(self.recurrent_activation) is not None)
+        return (self.engine == "numba" and activations.code_of(self.activation) is not None
+                and activations.code_of(self.recurrent_activation) is not None)
 
     def __call__(self, x, mask=None, initial_state=None, training=None):
         """Run the layer on x (B, T, D).
@@ -396,12 +393,6 @@ class _Recurrent:
 
 
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
-
-
-def _code(name):
-    """Kernel code of a canonical activation name, None for the row-wise ones."""
-    entry = activations.ELEMENTWISE.get(name)
-    return None if entry is None else entry[1]
 
 
 def _orthogonal(rng, rows, cols):
@@ -478,7 +469,7 @@ class LSTM(_Recurrent):
         kernels.lstm_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            _code(self.activation), _code(self.recurrent_activation), outputs, output)
+            activations.code_of(self.activation), activations.code_of(self.recurrent_activation), outputs, output)
 
 
 class GRU(_Recurrent):
@@ -541,7 +532,7 @@ class GRU(_Recurrent):
         kernels.gru_sequence(
             x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
-            self.return_sequences, _code(self.activation), _code(self.recurrent_activation),
+            self.return_sequences, activations.code_of(self.activation), activations.code_of(self.recurrent_activation),
             outputs, output)
 
 
@@ -567,7 +558,7 @@ class SimpleRNN(_Recurrent):
                          **kwargs)
 
     def _use_kernels(self):
-        return self.engine == "numba" and _code(self.activation) is not None
+        return self.engine == "numba" and activations.code_of(self.activation) is not None
 
     def _step_function(self):
         act = activations.get(self.activation)
@@ -584,7 +575,7 @@ class SimpleRNN(_Recurrent):
         kernels.simple_rnn_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            _code(self.activation), outputs, output)
+            activations.code_of(self.activation), outputs, output)
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
