@@ -4,9 +4,11 @@ forward pass only, in readable NumPy and fast Numba kernels.
 Public names only; ``import minirnn`` does not import TensorFlow or Keras.
 """
 
+from .bitwise import BitwiseUnsupportedError, bitwise_support
 from .keras_io import from_keras
 from .layers import GRU, LSTM, Bidirectional, SimpleRNN
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "from_keras", "__version__"]
+__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "from_keras", "bitwise_support",
+           "BitwiseUnsupportedError", "__version__"]

@@ -58,7 +58,7 @@ def _dtype_name(layer, where):
     return compute
 
 
-def _recurrent_from_keras(keras, layer):
+def _recurrent_from_keras(keras, layer, bitwise):
     where = f"layer {layer.name!r} ({type(layer).__name__})"
     cell = layer.cell
     cell_name = type(cell).__name__
@@ -86,6 +86,8 @@ def _recurrent_from_keras(keras, layer):
         dropout=float(cell.dropout),
         recurrent_dropout=float(cell.recurrent_dropout),
         unroll=bool(layer.unroll),
+        implementation=int(getattr(cell, "implementation", 2)),
+        bitwise=bitwise,
     )
     if cls is not SimpleRNN:
         config["recurrent_activation"] = _activation_name(
@@ -117,8 +119,8 @@ def from_keras(layer, bitwise=False):
         layer: a built keras.layers.LSTM, GRU, SimpleRNN, Bidirectional (of those),
             or RNN wrapping an LSTMCell, GRUCell or SimpleRNNCell. A stateful
             layer's current states are copied too.
-        bitwise: request the bit-exact float32 mode. Not available in this version:
-            True raises NotImplementedError.
+        bitwise: reproduce the layer's float32 results on TensorFlow's CPU bit for
+            bit (see minirnn.bitwise_support() and the README's "Bitwise mode").
 
     Returns:
         minirnn.LSTM, GRU, SimpleRNN or Bidirectional with the same configuration
@@ -127,25 +129,25 @@ def from_keras(layer, bitwise=False):
 
     Raises:
         TypeError: ``layer`` is not a Keras layer minirnn knows.
-        ValueError: a setting minirnn cannot reproduce exactly.
+        ValueError: a setting minirnn cannot reproduce exactly (with bitwise, also
+            a float64 layer or an activation the mode does not model).
+        minirnn.BitwiseUnsupportedError: bitwise=True on a platform the mode does
+            not model.
     """
-    if bitwise:
-        raise NotImplementedError(
-            "from_keras(..., bitwise=True): the bit-exact mode is not implemented in this "
-            "version; the default mode matches Keras to rounding in float32 and to machine "
-            "precision in float64.")
+    if not isinstance(bitwise, (bool, np.bool_)):
+        raise TypeError(f"`bitwise` must be True or False; received {bitwise!r}.")
     keras = _keras()
     if _is_keras_class(layer, "Bidirectional"):
         where = f"layer {layer.name!r} (Bidirectional)"
         dtype = _dtype_name(layer, where)
-        forward = from_keras(layer.forward_layer)
-        backward = from_keras(layer.backward_layer)
+        forward = from_keras(layer.forward_layer, bitwise)
+        backward = from_keras(layer.backward_layer, bitwise)
         result = Bidirectional(forward, merge_mode=layer.merge_mode, backward_layer=backward,
                                dtype=dtype)
         result.forward_layer.states = forward.states
         return result
     if any(_is_keras_class(layer, name) for name in _LAYERS) or _is_keras_class(layer, "RNN"):
-        return _recurrent_from_keras(keras, layer)
+        return _recurrent_from_keras(keras, layer, bool(bitwise))
     if isinstance(layer, keras.layers.Layer):
         raise ValueError(
             f"from_keras cannot reproduce a {type(layer).__module__}.{type(layer).__name__} "

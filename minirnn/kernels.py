@@ -71,6 +71,8 @@ from numba import njit, types  # noqa: E402  (after the cache directory is settl
 from numba.core.registry import cpu_target  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
+from . import exact as _exact  # noqa: E402
+
 # Numba loads its NumPy typing and lowering registries on the first compiled call
 # (about 0.2-0.5 s), even when every kernel comes from the cache. Loading them here,
 # at import, keeps that one-off cost out of the first call of a layer.
@@ -297,7 +299,7 @@ def activate(code, x):
     if code == 16:
         return max(x, zero) + math.expm1(min(x, zero))
     if code == 17:
-        return x - math.tanh(x)
+        return x - tanh(x)
     if code == 18:
         return -one if x < -one else (one if x > one else x)
     if code == 19:
@@ -336,18 +338,28 @@ def _chunk_steps(B, T, width):
 
 
 @njit(cache=True, error_model="numpy")
-def _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw):
+def _product(a, b, out, exact, rows_per_product):
+    """out = a @ b: BLAS, or with exact, summed in oneDNN's order (minirnn.exact)."""
+    if exact:
+        _exact.matmul(a, b, out, rows_per_product)
+    else:
+        np.dot(a, b, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact):
     """xw[:n*B] = x @ W for processing steps s0 .. s0+n-1, time-major: row s*B + b.
 
     Both buffers are allocated once per call of a sequence kernel and reused by
     every chunk (fresh multi-megabyte allocations cost page faults each time).
+    With exact, each step's B rows are summed as Keras' per-step product would be.
     """
     B, T, D = x.shape
     for s in range(n):
         t = T - 1 - (s0 + s) if go_backwards else s0 + s
         for b in range(B):
             scratch[s * B + b, :] = x[b, t, :]
-    np.dot(scratch[: n * B], kernel, xw[: n * B])
+    _product(scratch[: n * B], kernel, xw[: n * B], exact, B)
 
 
 @njit(cache=True, error_model="numpy")
@@ -371,17 +383,50 @@ def activate_block(code, values):
 
 
 @njit(cache=True, error_model="numpy")
+def activate_scalar_path(code, x):
+    """Activation ``code`` as Eigen's scalar path computes it (float32, exact mode).
+
+    Only the sigmoid differs from the vector formula (see minirnn.exact); silu
+    contains one.
+    """
+    if code == 2:
+        return _exact.sigmoid_scalar_path(x)
+    if code == 13:
+        return x * _exact.sigmoid_scalar_path(x)
+    return activate(code, x)
+
+
+@njit(cache=True, error_model="numpy")
+def activate_gate(code, values, first, tail, exact):
+    """activate_block for a row of a (B, M) gate tensor that starts at flat index
+    ``first``. With exact, elements from flat index ``tail`` on (the last B*M mod 8)
+    take Eigen's scalar path, as TensorFlow's whole-tensor activation does.
+    """
+    if not exact or first + values.size <= tail:
+        activate_block(code, values)
+        return
+    split = max(0, tail - first)
+    activate_block(code, values[:split])
+    for k in range(split, values.size):
+        values[k] = activate_scalar_path(code, values[k])
+
+
+@njit(cache=True, error_model="numpy")
 def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
-                  zero_output_for_mask, return_sequences, act, rec_act, outputs, output):
+                  zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
+                  bias_first, exact):
     """Run an LSTM over x (B, T, D); see equations.lstm_step for the maths.
 
     h, c (B, M): initial states, overwritten with the final states.
     output (B, M): the last output, starts as zeros (Keras' "previous output").
     outputs (B, T, M): every output when return_sequences, else unused.
     mask (B, T) bool, read when use_mask. bias (4M,): zeros when the layer has none.
+    bias_first: Keras' implementation=1 order, z = (x W + b) + h U.
+    exact: float32 only, products and activations as TensorFlow's CPU computes them
+    (minirnn.exact); the caller sets the denormal flags.
 
     Per step and batch row, the pre-activations z = (x W + h U) + b are formed in
-    place of h U, the gate blocks i, f | g | o are activated block by block, then
+    place of h U, the gate blocks i, f, g, o are activated one by one, then
     c' = f * c + i * g and h' = o * phi(c').
     """
     B, T, D = x.shape
@@ -391,29 +436,35 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     xw = np.empty((steps * B, 4 * M), x.dtype)
     z = np.empty((B, 4 * M), x.dtype)
     phi_c = np.empty(M, x.dtype)
+    tail = B * M - B * M % 8
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw)
+        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            np.dot(h, recurrent_kernel, z)
+            _product(h, recurrent_kernel, z, exact, B)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
                 else:
                     zb, xwb, hb, cb = z[b], xw[s * B + b], h[b], c[b]
-                    for k in range(4 * M):
-                        zb[k] = xwb[k] + zb[k] + bias[k]
-                    activate_block(rec_act, zb[:2 * M])
-                    activate_block(act, zb[2 * M:3 * M])
-                    activate_block(rec_act, zb[3 * M:])
+                    if bias_first:
+                        for k in range(4 * M):
+                            zb[k] = (xwb[k] + bias[k]) + zb[k]
+                    else:
+                        for k in range(4 * M):
+                            zb[k] = (xwb[k] + zb[k]) + bias[k]
                     i, f, g, o = zb[:M], zb[M:2 * M], zb[2 * M:3 * M], zb[3 * M:]
+                    activate_gate(rec_act, i, b * M, tail, exact)
+                    activate_gate(rec_act, f, b * M, tail, exact)
+                    activate_gate(act, g, b * M, tail, exact)
+                    activate_gate(rec_act, o, b * M, tail, exact)
                     for j in range(M):
                         cb[j] = f[j] * cb[j] + i[j] * g[j]
                         phi_c[j] = cb[j]
-                    activate_block(act, phi_c)
+                    activate_gate(act, phi_c, b * M, tail, exact)
                     for j in range(M):
                         hb[j] = o[j] * phi_c[j]
                     output[b, :] = hb
@@ -424,7 +475,7 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
 @njit(cache=True, error_model="numpy")
 def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
                  reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
-                 return_sequences, act, rec_act, outputs, output):
+                 return_sequences, act, rec_act, outputs, output, exact):
     """Run a GRU over x (B, T, D); see equations.gru_step for the maths.
 
     reset_after=True: recurrent_kernel is U (M, 3M), recurrent_kernel_h unused,
@@ -445,13 +496,14 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     rh = np.empty((B, M), x.dtype)                            # r * h (reset_after=False)
     rhu = np.empty((B, M), x.dtype)                           # (r * h) U_h
     b_in_h = input_bias[2 * M:]
+    tail = B * M - B * M % 8
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw)
+        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            np.dot(h, recurrent_kernel, u)
+            _product(h, recurrent_kernel, u, exact, B)
             for b in range(B):
                 ub, zrb, xwb = u[b], zr[b], xw[s * B + b]
                 if reset_after:
@@ -459,13 +511,14 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                         ub[k] = ub[k] + recurrent_bias[k]
                 for k in range(2 * M):
                     zrb[k] = (xwb[k] + input_bias[k]) + ub[k]
-                activate_block(rec_act, zrb)
+                activate_gate(rec_act, zrb[:M], b * M, tail, exact)
+                activate_gate(rec_act, zrb[M:], b * M, tail, exact)
                 if not reset_after:
                     r, hb, rhb = zrb[M:], h[b], rh[b]
                     for j in range(M):
                         rhb[j] = r[j] * hb[j]
             if not reset_after:
-                np.dot(rh, recurrent_kernel_h, rhu)
+                _product(rh, recurrent_kernel_h, rhu, exact, B)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
@@ -481,7 +534,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                         rhub = rhu[b]
                         for j in range(M):
                             hh[j] = (xwh[j] + b_in_h[j]) + rhub[j]
-                    activate_block(act, hh)
+                    activate_gate(act, hh, b * M, tail, exact)
                     for j in range(M):
                         hb[j] = zg[j] * hb[j] + (one - zg[j]) * hh[j]
                     output[b, :] = hb
@@ -491,7 +544,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
 
 @njit(cache=True, error_model="numpy")
 def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go_backwards,
-                        zero_output_for_mask, return_sequences, act, outputs, output):
+                        zero_output_for_mask, return_sequences, act, outputs, output, exact):
     """Run a SimpleRNN over x (B, T, D); see equations.simple_rnn_step for the maths.
 
     Arguments as lstm_sequence; bias (M,) is zeros when the layer has none.
@@ -502,13 +555,14 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     scratch = np.empty((steps * B, D), x.dtype)
     xw = np.empty((steps * B, M), x.dtype)
     z = np.empty((B, M), x.dtype)
+    tail = B * M - B * M % 8
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw)
+        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            np.dot(h, recurrent_kernel, z)
+            _product(h, recurrent_kernel, z, exact, B)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
@@ -517,7 +571,7 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     zb, xwb = z[b], xw[s * B + b]
                     for j in range(M):
                         zb[j] = (xwb[j] + bias[j]) + zb[j]
-                    activate_block(act, zb)
+                    activate_gate(act, zb, b * M, tail, exact)
                     h[b, :] = zb
                     output[b, :] = zb
                 if return_sequences:

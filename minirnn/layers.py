@@ -11,7 +11,10 @@ import numbers
 
 import numpy as np
 
-from . import activations, equations, kernels
+from . import activations, equations, exact, kernels
+from .bitwise import ACTIVATIONS as _BITWISE_ACTIVATIONS
+from .bitwise import check_products as _check_bitwise_products
+from .bitwise import require as _require_bitwise
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
@@ -96,7 +99,7 @@ class _Recurrent:
                  go_backwards=False, stateful=False, zero_output_for_mask=False,
                  dtype="float32", dropout=0.0, recurrent_dropout=0.0, unroll=False,
                  seed=None, engine="numba", implementation=2, use_cudnn="auto",
-                 **kwargs):
+                 bitwise=False, **kwargs):
         unknown = sorted(set(kwargs) - _IGNORED)
         if unknown:
             raise TypeError(
@@ -120,6 +123,8 @@ class _Recurrent:
         if implementation not in (1, 2):
             raise ValueError(f"`implementation` must be 1 or 2; received {implementation!r}.")
         self.implementation = implementation
+        if self.recurrent_dropout != 0 and self._gates > 1:
+            self.implementation = 1  # as Keras' LSTM and GRU cells do
         if use_cudnn not in ("auto", True, False):
             raise ValueError(
                 f"`use_cudnn` must be 'auto', True or False; received {use_cudnn!r}.")
@@ -132,10 +137,36 @@ class _Recurrent:
         if engine not in _ENGINES:
             raise ValueError(f"`engine` must be one of {_ENGINES}; received {engine!r}.")
         self.engine = engine
+        self.bitwise = _check_bool(bitwise, "bitwise")
+        if self.bitwise:
+            self._check_bitwise()
         self.kernel = None
         self.recurrent_kernel = None
         self.bias = None
         self.states = None
+
+    def _check_bitwise(self):
+        """bitwise=True needs float32, the kernels, modelled activations, a modelled
+        platform (minirnn.bitwise)."""
+        where = f"{type(self).__name__}(bitwise=True)"
+        if self.dtype != "float32":
+            raise ValueError(
+                f"{where} reproduces Keras' float32 arithmetic: `dtype` must be 'float32'; "
+                f"received {self.dtype!r}.")
+        if self.engine != "numba":
+            raise ValueError(
+                f"{where} runs the compiled kernels: `engine` must be 'numba'; received "
+                f"{self.engine!r}.")
+        arguments = ["activation"] + (["recurrent_activation"] if self._gates > 1 else [])
+        for argument in arguments:
+            name = getattr(self, argument)
+            if name not in _BITWISE_ACTIVATIONS:
+                raise ValueError(
+                    f"{where}: `{argument}` must be one of the activations whose "
+                    f"TensorFlow results are modelled bit for bit, {_BITWISE_ACTIVATIONS}; "
+                    f"received {name!r} (TensorFlow computes it with Eigen formulas "
+                    "minirnn does not reproduce).")
+        _require_bitwise(where)
 
     # ---- configuration -------------------------------------------------------
 
@@ -148,7 +179,8 @@ class _Recurrent:
             "stateful": self.stateful, "zero_output_for_mask": self.zero_output_for_mask,
             "dtype": self.dtype, "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout, "unroll": self.unroll,
-            "seed": self.seed, "engine": self.engine,
+            "seed": self.seed, "engine": self.engine, "bitwise": self.bitwise,
+            "implementation": self.implementation,
         }
         if self._gates > 1:
             config["recurrent_activation"] = self.recurrent_activation
@@ -232,6 +264,13 @@ class _Recurrent:
 
     def _prepare_kernel_weights(self):
         """Derived, contiguous copies the kernels want (override where needed)."""
+
+    def _products(self):
+        """(K, N) of each weight product per step, as Keras computes them
+        (implementation=1: one product per gate block)."""
+        if self.implementation == 1:
+            return [(self.input_dim, self.units), (self.units, self.units)]
+        return [self.kernel.shape, self.recurrent_kernel.shape]
 
     def get_weights(self):
         """[kernel, recurrent_kernel(, bias)], copies, in Keras' layout."""
@@ -370,7 +409,13 @@ class _Recurrent:
         else:
             outputs = np.empty((1, 1, 1), dtype)
         use_mask = mask is not None
-        self._kernel_run(x, states, mask if use_mask else _NO_MASK, use_mask, outputs, output)
+        mask = mask if use_mask else _NO_MASK
+        if self.bitwise:
+            _check_bitwise_products(B, self._products(), f"{type(self).__name__}(bitwise=True)")
+            with exact.flush_denormals():
+                self._kernel_run(x, states, mask, use_mask, outputs, output)
+        else:
+            self._kernel_run(x, states, mask, use_mask, outputs, output)
         return (outputs if self.return_sequences else None), output, states
 
     def trace(self, x, mask=None, initial_state=None):
@@ -426,8 +471,14 @@ class LSTM(_Recurrent):
         unit_forget_bias: initialise the forget gate bias to one (initialisation only).
         seed: seed of the weight initialisation.
         engine: "numba" (compiled kernels, default) or "numpy" (readable equations).
-        dropout, recurrent_dropout, unroll, implementation, use_cudnn, initializers,
-            regularizers, constraints: accepted, no effect at inference.
+        bitwise: reproduce Keras' float32 results on TensorFlow's CPU bit for bit
+            (float32 and the activations in minirnn.bitwise.ACTIVATIONS only; raises
+            BitwiseUnsupportedError where minirnn.bitwise_support() says no).
+        implementation: Keras' order of the sums: 2 (default) z = (x W + h U) + b,
+            1 z = (x W + b) + h U, which Keras also takes when recurrent_dropout > 0
+            (so does minirnn). The results differ in rounding only.
+        dropout, recurrent_dropout, unroll, use_cudnn, initializers, regularizers,
+            constraints: accepted, no effect at inference.
     """
 
     _gates = 4
@@ -469,7 +520,8 @@ class LSTM(_Recurrent):
         kernels.lstm_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            activations.code_of(self.activation), activations.code_of(self.recurrent_activation), outputs, output)
+            activations.code_of(self.activation), activations.code_of(self.recurrent_activation),
+            outputs, output, self.use_bias and self.implementation == 1, self.bitwise)
 
 
 class GRU(_Recurrent):
@@ -504,6 +556,11 @@ class GRU(_Recurrent):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
+    def _products(self):
+        if self.reset_after or self.implementation == 1:
+            return super()._products()
+        return [self.kernel.shape, self._u.shape, self._u_h.shape]
+
     def _prepare_kernel_weights(self):
         M = self.units
         if self.reset_after:
@@ -532,8 +589,8 @@ class GRU(_Recurrent):
         kernels.gru_sequence(
             x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
-            self.return_sequences, activations.code_of(self.activation), activations.code_of(self.recurrent_activation),
-            outputs, output)
+            self.return_sequences, activations.code_of(self.activation),
+            activations.code_of(self.recurrent_activation), outputs, output, self.bitwise)
 
 
 class SimpleRNN(_Recurrent):
@@ -575,7 +632,7 @@ class SimpleRNN(_Recurrent):
         kernels.simple_rnn_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            activations.code_of(self.activation), outputs, output)
+            activations.code_of(self.activation), outputs, output, self.bitwise)
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -584,6 +641,18 @@ _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 def _copy_layer(layer, **changes):
     config = {**layer.get_config(), **changes}
     return type(layer)(**config)
+
+
+def _with_bitwise(layer, bitwise):
+    """``layer``, or a copy of it (weights and states too) with another ``bitwise``."""
+    if layer.bitwise == bitwise:
+        return layer
+    copy = _copy_layer(layer, bitwise=bitwise)
+    if layer.built:
+        copy.set_weights(layer.get_weights())
+    if layer.states is not None:
+        copy.states = [s.copy() for s in layer.states]
+    return copy
 
 
 class Bidirectional:
@@ -608,13 +677,18 @@ class Bidirectional:
             None (default) means ``layer.dtype``. Keras' own default is the float32
             policy whatever the wrapped layers compute in, so a Keras Bidirectional
             around float64 layers returns float32 outputs; from_keras carries that.
+        bitwise: True or False sets the mode of both directions (copying
+            ``backward_layer`` if its mode differs); None (default) keeps the
+            layers' own, which must agree. With bitwise, the merge also runs as
+            TensorFlow's does (denormal results flushed to zero).
 
     Calling returns the merged output, or with return_state the list
     [output, *forward_states, *backward_states] ([forward, backward, *states] with
     merge_mode None). initial_state is split in half: forward first.
     """
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, dtype=None, **kwargs):
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, dtype=None,
+                 bitwise=None, **kwargs):
         unknown = sorted(set(kwargs) - {"name", "trainable", "weights"})
         if unknown:
             raise TypeError(f"Bidirectional got unexpected keyword argument(s) {unknown}.")
@@ -666,10 +740,25 @@ class Bidirectional:
         self.return_state = layer.return_state
         self.stateful = layer.stateful
         self.dtype = layer.dtype if dtype is None else np.dtype(_check_dtype(dtype)).name
+        if bitwise is not None:
+            bitwise = _check_bool(bitwise, "bitwise")
+            self.forward_layer = _with_bitwise(self.forward_layer, bitwise)
+            self.backward_layer = _with_bitwise(self.backward_layer, bitwise)
+        if self.forward_layer.bitwise != self.backward_layer.bitwise:
+            raise ValueError(
+                f"`backward_layer` must have the same bitwise as `layer`: expected "
+                f"{self.forward_layer.bitwise}; received {self.backward_layer.bitwise} "
+                "(or pass bitwise= to Bidirectional).")
+        self.bitwise = self.forward_layer.bitwise
+        if self.bitwise and self.dtype != "float32":
+            raise ValueError(
+                "Bidirectional(bitwise=True) merges in float32 as Keras does: `dtype` must "
+                f"be 'float32' or None; received {self.dtype!r}.")
 
     def __repr__(self):
         return (f"Bidirectional({self.forward_layer!r}, merge_mode={self.merge_mode!r}, "
-                f"backward_layer={self.backward_layer!r})")
+                f"backward_layer={self.backward_layer!r}, dtype={self.dtype!r}, "
+                f"bitwise={self.bitwise!r})")
 
     @property
     def built(self):
@@ -735,6 +824,17 @@ class Bidirectional:
         y, y_rev = y.astype(self.dtype, copy=False), y_rev.astype(self.dtype, copy=False)
         if self.return_sequences:
             y_rev = y_rev[:, ::-1]
+        if self.bitwise:
+            with exact.flush_denormals():
+                output = self._merge(y, y_rev)
+        else:
+            output = self._merge(y, y_rev)
+        if self.merge_mode is None:
+            return output + states if self.return_state else output
+        return [output, *states] if self.return_state else output
+
+    def _merge(self, y, y_rev):
+        """Keras' merge of the forward and the (time-aligned) backward outputs."""
         if self.merge_mode == "concat":
             output = np.concatenate([y, y_rev], axis=-1)
         elif self.merge_mode == "sum":
@@ -745,9 +845,7 @@ class Bidirectional:
             output = y * y_rev
         else:
             output = [y, np.ascontiguousarray(y_rev)]
-        if self.merge_mode is None:
-            return output + states if self.return_state else output
-        return [output, *states] if self.return_state else output
+        return output
 
     def trace(self, x, mask=None, initial_state=None):
         """{"forward": trace, "backward": trace} of the two layers (processing order)."""

@@ -222,8 +222,8 @@ def test_from_keras_refusals(keras):
 
     with pytest.raises(ValueError, match=r"exact classes, not subclasses"):
         minirnn.from_keras(built(MyLSTM(3)))
-    with pytest.raises(NotImplementedError, match=r"bit-exact mode is not implemented"):
-        minirnn.from_keras(built(keras.layers.LSTM(3)), bitwise=True)
+    with pytest.raises(TypeError, match=r"`bitwise` must be True or False; received 'yes'"):
+        minirnn.from_keras(built(keras.layers.LSTM(3)), bitwise="yes")
 
 
 def test_from_keras_carries_configuration(keras):

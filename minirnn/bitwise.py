@@ -1,0 +1,284 @@
+"""Where the bitwise mode holds: the platform check behind ``bitwise=True``.
+
+``bitwise=True`` (on LSTM, GRU, SimpleRNN, Bidirectional and from_keras) promises
+float32 outputs and states identical bit for bit to Keras' on TensorFlow's CPU. That
+is a promise about a platform, not only about equations: the summation order of
+TensorFlow's matrix products is oneDNN's, chosen at run time from the CPU's
+instruction set, and its tanh and sigmoid are the formulas of the Eigen version it
+was built with (see :mod:`minirnn.exact`). :func:`bitwise_support` checks each
+ingredient and says which one is missing:
+
+- x86-64 Linux with the GNU C library (Eigen's scalar sigmoid calls its expf; the
+  denormal flags are x86's);
+- AVX-512 (F, BW, VL, DQ) and FMA: oneDNN's avx512_core kernels, whose summation
+  order was measured; ONEDNN_MAX_CPU_ISA not lowering it, TF_ENABLE_ONEDNN_OPTS not
+  turning oneDNN off (both change the order);
+- TensorFlow 2.21 if TensorFlow is installed (the measured Eigen and build flags;
+  Eigen's tanh changed in 2024, for example);
+- the compiled arithmetic of this machine reproduces recorded TensorFlow results:
+  activations with their scalar tail, denormal flushing, and products on both
+  sides of oneDNN's 384 block (``reference/bitwise_vectors.py`` records them).
+
+Only float32, and only the activations in :data:`ACTIVATIONS`, are modelled: the
+others go through Eigen's exp, expm1, log1p, erf or pow, which minirnn computes
+with other formulas.
+"""
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["bitwise_support", "BitwiseSupport", "BitwiseUnsupportedError", "ACTIVATIONS",
+           "MODELLED_TENSORFLOW"]
+
+MODELLED_TENSORFLOW = "2.21"
+# Activations whose TensorFlow float32 result minirnn reproduces bit for bit
+# (each measured on 200,000 values, the sigmoid's scalar path on 280,000 more).
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "relu6", "leaky_relu",
+               "softsign", "soft_shrink", "silu", "swish", "squareplus", "tanh_shrink",
+               "hard_tanh", "hard_shrink", "hard_silu", "hard_swish", "sparse_sigmoid")
+# Single-row products this large (K N) may be split between threads (check_products).
+SINGLE_ROW_SPLIT = 1 << 18
+_CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq", "fma")
+_TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel",
+                             "tf-nightly", "tf-nightly-cpu")
+# SHA-256 of the self-test results as TensorFlow 2.21 computes them on an AVX-512
+# CPU (reference/bitwise_vectors.py prints them).
+SELF_TEST_DIGESTS = {
+    "activations": "8b39c2d36b8e4586c440b6ced4714666f08bfe26241a429542811fad8f1b40a8",
+    "products": "6c80d812c1e175c14130a3346c6934999d68aa85fdfb7d04f7dc8b54f4f8adb6",
+}
+
+
+class BitwiseUnsupportedError(RuntimeError):
+    """bitwise=True was asked for on a platform the bitwise mode does not model."""
+
+
+@dataclass(frozen=True)
+class BitwiseSupport:
+    """Result of :func:`bitwise_support`; true when the platform is modelled.
+
+    Attributes:
+        supported: whether bitwise=True can promise identical bits here.
+        reason: why not (empty when supported).
+        details: what was checked and found, name -> description.
+    """
+
+    supported: bool
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+    def __bool__(self):
+        return self.supported
+
+    def __str__(self):
+        lines = ["bitwise mode: " + ("supported" if self.supported
+                                     else f"not supported: {self.reason}")]
+        lines += [f"  {name}: {value}" for name, value in self.details.items()]
+        return "\n".join(lines)
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _installed_tensorflow():
+    for name in _TENSORFLOW_DISTRIBUTIONS:
+        try:
+            return name, importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None, None
+
+
+def _sample_values(n, scale, offset=0):
+    """Deterministic float32 values, not dyadic (so sums depend on their order)."""
+    k = np.arange(n, dtype=np.int64) + offset
+    return (((k * 7919) % 4001 - 2000) / (2000.0 / scale)).astype(np.float32)
+
+
+def self_test_results():
+    """The self-test's outputs, as {part: float32 array}, computed by minirnn.exact.
+
+    activations: sigmoid and tanh of 69 values (a tail of 5 on the scalar path) plus
+    inputs whose results are denormal; products: (2, 400) @ (400, 5), oneDNN's two
+    blocks, and (1, 400) @ (400, 5), one chain, and (3, 1000) @ (1000, 3).
+    """
+    from . import exact, kernels
+
+    values = np.concatenate([_sample_values(64, 12.0),
+                             np.array([-95.0, -88.0, 20.0, 1e-40, -0.0], np.float32)])
+    parts = {}
+    with exact.flush_denormals():
+        outputs = []
+        for code in (1, 2, 13):  # tanh, sigmoid, silu
+            out = values.copy()
+            kernels.activate_gate(code, out, 0, out.size - out.size % 8, True)
+            outputs.append(out)
+        parts["activations"] = np.concatenate(outputs)
+        products = []
+        for rows, K, N in ((2, 400, 5), (1, 400, 5), (3, 1000, 3)):
+            a = _sample_values(rows * K, 1.0, 1).reshape(rows, K)
+            b = _sample_values(K * N, 1.0, 7).reshape(K, N)
+            out = np.empty((rows, N), np.float32)
+            exact.matmul(a, b, out, rows)
+            products.append(out.ravel())
+        parts["products"] = np.concatenate(products)
+    return parts
+
+
+def _digest(array):
+    return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _support():
+    details = {}
+    machine, system = platform.machine(), sys.platform
+    details["platform"] = f"{system} {machine}"
+    if system != "linux" or machine.lower() not in ("x86_64", "amd64"):
+        return BitwiseSupport(False, f"the mode models x86-64 Linux; this is {system} "
+                              f"{machine}.", details)
+    libc, libc_version = platform.libc_ver()
+    details["C library"] = f"{libc} {libc_version}".strip()
+    if libc != "glibc":
+        return BitwiseSupport(False, "the mode models the GNU C library's expf; this "
+                              f"system's C library is {libc or 'unknown'}.", details)
+    flags = _cpu_flags()
+    missing = [flag for flag in _CPU_FLAGS if flag not in flags]
+    details["CPU"] = "AVX-512 (F, BW, VL, DQ) and FMA" if not missing else \
+        f"lacks {', '.join(missing)}"
+    if missing:
+        return BitwiseSupport(False, "oneDNN's summation order was measured with its "
+                              f"AVX-512 kernels; this CPU lacks {', '.join(missing)}.",
+                              details)
+    for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(variable, "")
+        if value and value.upper() != "ALL":
+            details[variable] = value
+            return BitwiseSupport(False, f"{variable}={value} makes oneDNN use other "
+                                  "kernels, which sum in another order.", details)
+    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")
+    if value.lower() in ("0", "false", "off", "no"):
+        details["TF_ENABLE_ONEDNN_OPTS"] = value
+        return BitwiseSupport(False, f"TF_ENABLE_ONEDNN_OPTS={value} sends TensorFlow's "
+                              "products through Eigen, which sums in another order.",
+                              details)
+    name, version = _installed_tensorflow()
+    if name is None:
+        details["TensorFlow"] = (f"not installed (the mode models {MODELLED_TENSORFLOW}; "
+                                 "results are compared with it where it is installed)")
+    else:
+        details["TensorFlow"] = f"{name} {version}"
+        if version.split(".")[:2] != MODELLED_TENSORFLOW.split("."):
+            return BitwiseSupport(False, f"{name} {version} is installed; the mode models "
+                                  f"TensorFlow {MODELLED_TENSORFLOW} (its Eigen formulas "
+                                  "and build flags).", details)
+    try:
+        parts = self_test_results()
+    except Exception as error:  # noqa: BLE001 - any failure means "not supported"
+        return BitwiseSupport(False, f"the self-test could not run ({error}).", details)
+    failed = [part for part, array in parts.items()
+              if _digest(array) != SELF_TEST_DIGESTS[part]]
+    details["self-test"] = "failed: " + ", ".join(failed) if failed else \
+        "passed (activations, products)"
+    if failed:
+        return BitwiseSupport(False, "this machine's compiled arithmetic does not "
+                              f"reproduce TensorFlow's recorded {' and '.join(failed)}.",
+                              details)
+    return BitwiseSupport(True, "", details)
+
+
+def bitwise_support(refresh=False):
+    """Whether this platform is one the bitwise mode models, and when not, why.
+
+    Args:
+        refresh: check again (the result is cached; environment variables such as
+            ONEDNN_MAX_CPU_ISA are read at the check).
+
+    Returns:
+        BitwiseSupport: true when supported; ``reason`` says why not, ``details``
+        what was found. ``print()`` it for a report.
+    """
+    if refresh:
+        _support.cache_clear()
+    return _support()
+
+
+def tensorflow_threads():
+    """The number of threads TensorFlow runs one operation on, in this process.
+
+    TensorFlow's setting where it is imported and set
+    (tf.config.threading.set_intra_op_parallelism_threads), else the variable
+    TF_NUM_INTRAOP_THREADS, else its default: every CPU this process may use.
+    """
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None:
+        try:
+            threads = tensorflow.config.threading.get_intra_op_parallelism_threads()
+        except Exception:  # noqa: BLE001 - a partial import: fall back to the default
+            threads = 0
+        if threads > 0:
+            return threads
+    try:
+        threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
+    except ValueError:
+        threads = 0
+    if threads > 0:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def check_products(batch, products, where):
+    """Refuse single-row products whose order oneDNN may pick by a thread heuristic.
+
+    With one row (batch size 1) and more than one thread, oneDNN sometimes splits
+    the inner dimension between threads and adds the halves; when it does depends
+    on the sizes and the thread count. The smallest such product measured was
+    (1 x 320) @ (320 x 832), K N = 266,240, with 2 and with 16 threads; below
+    K N = 2^18 = 262,144 none was split. Sizes at or above that are refused.
+
+    Args:
+        batch: rows of each product (the layer's batch size).
+        products: (K, N) of every matrix product per step.
+        where: the layer, for the message.
+    """
+    if batch != 1:
+        return
+    threads = tensorflow_threads()
+    if threads == 1:
+        return
+    for K, N in products:
+        if K * N >= SINGLE_ROW_SPLIT:
+            raise BitwiseUnsupportedError(
+                f"{where}: with a batch of 1 and TensorFlow on {threads} threads, oneDNN "
+                f"may split the ({K} x {N}) weight product between threads, by a rule "
+                "minirnn does not model (products with K N >= 262,144). Use a batch of 2 "
+                "or more, or run TensorFlow on one thread "
+                "(tf.config.threading.set_intra_op_parallelism_threads(1)).")
+
+
+def require(where):
+    """Raise BitwiseUnsupportedError naming ``where`` unless the platform is modelled."""
+    support = bitwise_support()
+    if not support:
+        raise BitwiseUnsupportedError(
+            f"{where}: bitwise=True cannot promise Keras' bits on this platform: "
+            f"{support.reason} Use the default mode (agreement within float32 rounding), "
+            "or see minirnn.bitwise_support().")

@@ -1,0 +1,189 @@
+"""TensorFlow's CPU float32 arithmetic, operation by operation: the bitwise mode's parts.
+
+Keras' LSTM, GRU and SimpleRNN on TensorFlow's CPU are a handful of operations per
+step: matrix products (oneDNN), element-wise tanh and sigmoid (Eigen), element-wise
+products and sums (Eigen). minirnn's default kernels already perform the same
+element-wise operations in the same order; three things make the results differ in
+the last bits, and this module reproduces each of them:
+
+1. Summation order of a matrix product. oneDNN (the x86-64 AVX-512 kernels that
+   TensorFlow 2.21 picks) sums ``out[i, j] = sum_k a[i, k] b[k, j]`` as a sequential
+   chain of fused multiply-adds over k, starting from zero, when the inner size K
+   is at most 384 or when the product has a single row. Larger K is cut into
+   blocks (see :func:`k_blocks`): each block is a chain of its own, and the block
+   sums are added left to right.
+2. The scalar tail of Eigen's activations. TensorFlow applies an activation to a
+   whole tensor, 8 floats at a time, and the last ``n mod 8`` elements through a
+   scalar formula. For tanh both formulas agree; Eigen's scalar sigmoid is
+   ``e / (1 + e)`` with ``e = expf(min(x, 16.6355324))`` (the C library's expf),
+   which differs in the last bit from the vector formula for about a third of inputs.
+3. Denormals. TensorFlow's threads run with the x86 flags FTZ (results below
+   2^-126 become zero) and DAZ (such inputs are read as zero). :func:`flush_denormals`
+   sets the same flags around a kernel call.
+
+Every claim here was measured against TensorFlow 2.21 on the project's machine;
+:mod:`minirnn.bitwise` says which platforms the model covers.
+"""
+
+import contextlib
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core.extending import intrinsic
+
+__all__ = ["fma", "k_blocks", "matmul", "sigmoid_scalar_path", "flush_denormals"]
+
+# oneDNN's largest block of the inner dimension for float32 matrix products.
+ONEDNN_K_BLOCK = 384
+# x86 MXCSR bits: FTZ (flush to zero, bit 15) and DAZ (denormals are zero, bit 6).
+_FTZ_DAZ = 0x8040
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c with one rounding (LLVM's llvm.fma: always fused)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def _swap_mxcsr(typingctx, value):
+    """Load the x86 MXCSR register with ``value``; return its previous content."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        slot = builder.alloca(i32)
+        pointer = builder.bitcast(slot, ir.IntType(8).as_pointer())
+        function = ir.FunctionType(ir.VoidType(), [pointer.type])
+        store = builder.module.declare_intrinsic("llvm.x86.sse.stmxcsr", fnty=function)
+        load = builder.module.declare_intrinsic("llvm.x86.sse.ldmxcsr", fnty=function)
+        builder.call(store, [pointer])
+        previous = builder.load(slot)
+        builder.store(context.cast(builder, args[0], signature.args[0], types.uint32), slot)
+        builder.call(load, [pointer])
+        return context.cast(builder, previous, types.uint32, types.int64)
+
+    return types.int64(value), codegen
+
+
+@njit(cache=True)
+def _set_mxcsr(value):
+    return _swap_mxcsr(value)
+
+
+@njit(cache=True)
+def _get_mxcsr():
+    current = _swap_mxcsr(0x1F80)
+    _swap_mxcsr(current)
+    return current
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """Run the block with FTZ and DAZ set on this thread, as TensorFlow's threads do.
+
+    x86-64 only (the caller checks the platform). The previous flags come back
+    afterwards, whatever happens inside.
+    """
+    previous = _get_mxcsr()
+    _set_mxcsr(previous | _FTZ_DAZ)
+    try:
+        yield
+    finally:
+        _set_mxcsr(previous)
+
+
+def k_blocks(K):
+    """oneDNN's split of the inner dimension K of a multi-row float32 product.
+
+    Returns the block bounds [(k0, k1), ...]. Up to 384: one block. Above, blocks
+    of 384 are taken from the front while more than 768 remain; the rest, if over
+    384, is halved (the first half takes the odd element). Measured on every K in
+    1-40, 383-387, 500, 767-770, 1000, 1151-1153, 1200, 1536, 1537, 1900, 2048,
+    2049 and 3000.
+    """
+    blocks = []
+    start, rest = 0, K
+    while rest > 2 * ONEDNN_K_BLOCK:
+        blocks.append((start, start + ONEDNN_K_BLOCK))
+        start, rest = start + ONEDNN_K_BLOCK, rest - ONEDNN_K_BLOCK
+    if rest > ONEDNN_K_BLOCK:
+        half = (rest + 1) // 2
+        blocks.append((start, start + half))
+        start += half
+    blocks.append((start, K))
+    return blocks
+
+
+@njit(cache=True, error_model="numpy")
+def _k_bounds(K, single_row):
+    """k_blocks(K) as an array of block starts followed by K (compiled twin)."""
+    if single_row or K <= ONEDNN_K_BLOCK:
+        bounds = np.empty(2, np.int64)
+        bounds[0], bounds[1] = 0, K
+        return bounds
+    starts = []
+    start, rest = 0, K
+    while rest > 2 * ONEDNN_K_BLOCK:
+        starts.append(start)
+        start, rest = start + ONEDNN_K_BLOCK, rest - ONEDNN_K_BLOCK
+    if rest > ONEDNN_K_BLOCK:
+        starts.append(start)
+        start += (rest + 1) // 2
+    starts.append(start)
+    bounds = np.empty(len(starts) + 1, np.int64)
+    for n in range(len(starts)):
+        bounds[n] = starts[n]
+    bounds[len(starts)] = K
+    return bounds
+
+
+@njit(cache=True, error_model="numpy")
+def _fma_chain(a_row, b, k0, k1, out_row):
+    """out_row = a_row[k0] b[k0] + ... + a_row[k1-1] b[k1-1]: one fused multiply-add
+    per term, summed in order of k from zero."""
+    for j in range(out_row.size):
+        out_row[j] = 0
+    for k in range(k0, k1):
+        a_k = a_row[k]
+        b_k = b[k]
+        for j in range(out_row.size):
+            out_row[j] = fma(a_k, b_k[j], out_row[j])
+
+
+@njit(cache=True, error_model="numpy")
+def matmul(a, b, out, rows_per_product):
+    """out = a @ b summed as oneDNN sums a product of ``rows_per_product`` rows.
+
+    a (R, K), b (K, N), out (R, N), all float32. ``a`` may stack several products
+    of the same weights (the hoisted input projection stacks T of them): the
+    summation order depends on the rows of one product, not on R.
+    """
+    bounds = _k_bounds(a.shape[1], rows_per_product == 1)
+    partial = np.empty(out.shape[1], out.dtype)
+    for i in range(a.shape[0]):
+        row = out[i]
+        _fma_chain(a[i], b, bounds[0], bounds[1], row)
+        for n in range(1, bounds.size - 1):
+            _fma_chain(a[i], b, bounds[n], bounds[n + 1], partial)
+            for j in range(row.size):
+                row[j] = row[j] + partial[j]
+
+
+@njit(cache=True, error_model="numpy")
+def sigmoid_scalar_path(a):
+    """Eigen's scalar float32 logistic: e / (1 + e), e = expf(min(a, 16.6355324)).
+
+    Numba's float32 math.exp calls the C library's expf, as Eigen's scalar path does.
+    """
+    e = math.exp(min(a, np.float32(16.6355324)))
+    return e / (np.float32(1.0) + e)
