@@ -126,7 +126,7 @@ def self_test_results():
         outputs = []
         for code in (1, 2, 13):  # tanh, sigmoid, silu
             out = values.copy()
-            kernels.activate_gate(code, out, 0, out.size - out.size % 8, True)
+            kernels.activate_gate(code, out, 0, out.size, True)
             outputs.append(out)
         parts["activations"] = np.concatenate(outputs)
         products = []
@@ -245,33 +245,45 @@ def tensorflow_threads():
         return os.cpu_count() or 1
 
 
-def check_products(batch, products, where):
-    """Refuse single-row products whose order oneDNN may pick by a thread heuristic.
+def unmodelled_product(batch, K, N, threads):
+    """Why the summation order of a (batch x K) @ (K x N) product is not modelled, or
+    None when it is.
 
-    With one row (batch size 1) and more than one thread, oneDNN sometimes splits
-    the inner dimension between threads and adds the halves; when it does depends
-    on the sizes and the thread count. The smallest such product measured was
-    (1 x 320) @ (320 x 832), K N = 266,240, with 2 and with 16 threads; below
-    K N = 2^18 = 262,144 none was split. Sizes at or above that are refused.
+    Two cases are not, both measured against TensorFlow 2.21:
+
+    - one output column (N = 1) and several rows: oneDNN's matrix-vector kernel,
+      whose order is not a sequential chain (K = 1 is a single product, exact);
+    - one row (batch 1) and more than one thread: oneDNN sometimes splits K between
+      threads and adds the parts, depending on the sizes and the thread count. The
+      smallest split product measured was (1 x 320) @ (320 x 832), K N = 266,240,
+      with 2 and with 16 threads; none below K N = 2^18 = 262,144 was.
+    """
+    if batch >= 2 and N == 1 and K > 1:
+        return (f"a ({batch} x {K}) @ ({K} x 1) product goes through oneDNN's "
+                "matrix-vector kernel, whose summation order minirnn does not model "
+                "(a layer with units=1, or implementation=1 and units=1)")
+    if batch == 1 and threads > 1 and K * N >= SINGLE_ROW_SPLIT:
+        return (f"with a batch of 1 and TensorFlow on {threads} threads, oneDNN may split "
+                f"the (1 x {K}) @ ({K} x {N}) product between threads by a rule minirnn "
+                "does not model (products with K N >= 262,144); use a batch of 2 or "
+                "more, or run TensorFlow on one thread "
+                "(tf.config.threading.set_intra_op_parallelism_threads(1))")
+    return None
+
+
+def check_products(batch, products, where):
+    """Raise BitwiseUnsupportedError if any (K, N) product's order is not modelled.
 
     Args:
         batch: rows of each product (the layer's batch size).
-        products: (K, N) of every matrix product per step.
+        products: (K, N) of every weight product per step.
         where: the layer, for the message.
     """
-    if batch != 1:
-        return
-    threads = tensorflow_threads()
-    if threads == 1:
-        return
+    threads = tensorflow_threads() if batch == 1 else 0
     for K, N in products:
-        if K * N >= SINGLE_ROW_SPLIT:
-            raise BitwiseUnsupportedError(
-                f"{where}: with a batch of 1 and TensorFlow on {threads} threads, oneDNN "
-                f"may split the ({K} x {N}) weight product between threads, by a rule "
-                "minirnn does not model (products with K N >= 262,144). Use a batch of 2 "
-                "or more, or run TensorFlow on one thread "
-                "(tf.config.threading.set_intra_op_parallelism_threads(1)).")
+        reason = unmodelled_product(batch, K, N, threads)
+        if reason:
+            raise BitwiseUnsupportedError(f"{where}: {reason}.")
 
 
 def require(where):

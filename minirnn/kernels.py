@@ -87,6 +87,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 _LEAKY_RELU_ALPHA = float(np.float32(0.2))  # as TensorFlow: see minirnn.activations
 _GELU_SQRT_HALF = float(np.float32(0.7071067811865476))
+_FLT_MIN = float(np.finfo(np.float32).tiny)  # smallest normal float32
 
 
 def typed(x, value):
@@ -251,7 +252,8 @@ def _hard_sigmoid(x):
 def activate(code, x):
     """Element-wise Keras 3 activation number ``code`` (see minirnn.activations).
 
-    Computed in the type of x (float32 or float64). NaN propagates.
+    Computed in the type of x (float32 or float64). NaN propagates, except through
+    soft_shrink and hard_shrink, which map it to 0 as Keras does.
     """
     zero, half, one = typed(x, 0.0), typed(x, 0.5), typed(x, 1.0)
     if code == 1:
@@ -268,7 +270,7 @@ def activate(code, x):
         six = typed(x, 6.0)
         return zero if x < zero else (six if x > six else x)
     if code == 6:
-        return typed(x, _LEAKY_RELU_ALPHA) * x if x < zero else x
+        return x if x > zero else typed(x, _LEAKY_RELU_ALPHA) * x
     if code == 7:
         return x if x > zero else math.expm1(x)
     if code == 8:
@@ -283,7 +285,7 @@ def activate(code, x):
             return x - half
         if x < -half:
             return x + half
-        return zero if x == x else x
+        return zero  # NaN too, as Keras' tf.where chain gives
     if code == 12:
         if x <= -one:
             return zero
@@ -303,7 +305,7 @@ def activate(code, x):
     if code == 18:
         return -one if x < -one else (one if x > one else x)
     if code == 19:
-        return x if abs(x) > half else (zero if x == x else x)
+        return x if abs(x) > half else zero  # NaN too, as in Keras
     if code == 20:
         return math.exp(x)
     if code == 21:
@@ -383,32 +385,74 @@ def activate_block(code, values):
 
 
 @njit(cache=True, error_model="numpy")
-def activate_scalar_path(code, x):
-    """Activation ``code`` as Eigen's scalar path computes it (float32, exact mode).
+def _flush_denormal(x):
+    """x, or a zero of x's sign where x is denormal: how an operation running with
+    DAZ (see minirnn.exact) reads it."""
+    return typed(x, 0.0) * x if abs(x) < typed(x, _FLT_MIN) else x
 
-    Only the sigmoid differs from the vector formula (see minirnn.exact); silu
-    contains one.
+
+@njit(cache=True, error_model="numpy")
+def activate_vector_path(code, x):
+    """Activation ``code`` as TensorFlow's 8-wide path computes it (float32, exact
+    mode), where that differs from ``activate`` in signed zeros and denormals:
+    relu and relu6 give +0 for -0 and for denormals (a vector max against +0),
+    hard_tanh reads denormals as zeros. NaN stays NaN.
+    """
+    zero = typed(x, 0.0)
+    if code == 4:
+        return x if x > zero or x != x else zero
+    if code == 5:
+        six = typed(x, 6.0)
+        if x > six:
+            return six
+        return x if x > zero or x != x else zero
+    if code == 18:
+        return activate(code, _flush_denormal(x))
+    return activate(code, x)
+
+
+@njit(cache=True, error_model="numpy")
+def activate_scalar_path(code, x, lone):
+    """Activation ``code`` as TensorFlow's scalar path computes it for the last
+    n mod 8 elements of a tensor (float32, exact mode); ``lone``: n mod 8 is 1.
+
+    The sigmoid has its own formula there (see minirnn.exact), which silu contains.
+    relu and relu6 keep -0; relu keeps a denormal when it is the only element of
+    the tail and reads it as a zero otherwise, relu6 always keeps it (as measured).
+    hard_tanh reads denormals as zeros, as in the vector path.
     """
     if code == 2:
         return _exact.sigmoid_scalar_path(x)
     if code == 13:
         return x * _exact.sigmoid_scalar_path(x)
+    if code == 4:
+        if lone:
+            return typed(x, 0.0) if x <= -typed(x, _FLT_MIN) else x
+        return typed(x, 0.0) if x < typed(x, 0.0) else _flush_denormal(x)
+    if code == 18:
+        return activate(code, _flush_denormal(x))
     return activate(code, x)
 
 
 @njit(cache=True, error_model="numpy")
-def activate_gate(code, values, first, tail, exact):
-    """activate_block for a row of a (B, M) gate tensor that starts at flat index
-    ``first``. With exact, elements from flat index ``tail`` on (the last B*M mod 8)
-    take Eigen's scalar path, as TensorFlow's whole-tensor activation does.
+def activate_gate(code, values, first, size, exact):
+    """activate_block for a row of a gate tensor of ``size`` (B * M) elements, the
+    row starting at flat index ``first``. With exact, the elements of the last
+    size mod 8 take TensorFlow's scalar path, as its whole-tensor activation does.
     """
-    if not exact or first + values.size <= tail:
+    if not exact:
         activate_block(code, values)
         return
-    split = max(0, tail - first)
-    activate_block(code, values[:split])
+    tail = size - size % 8
+    lone = size % 8 == 1
+    split = min(values.size, max(0, tail - first))
+    if code in (4, 5, 18):
+        for k in range(split):
+            values[k] = activate_vector_path(code, values[k])
+    else:
+        activate_block(code, values[:split])
     for k in range(split, values.size):
-        values[k] = activate_scalar_path(code, values[k])
+        values[k] = activate_scalar_path(code, values[k], lone)
 
 
 @njit(cache=True, error_model="numpy")
@@ -436,7 +480,7 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     xw = np.empty((steps * B, 4 * M), x.dtype)
     z = np.empty((B, 4 * M), x.dtype)
     phi_c = np.empty(M, x.dtype)
-    tail = B * M - B * M % 8
+    size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
@@ -457,14 +501,14 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                         for k in range(4 * M):
                             zb[k] = (xwb[k] + zb[k]) + bias[k]
                     i, f, g, o = zb[:M], zb[M:2 * M], zb[2 * M:3 * M], zb[3 * M:]
-                    activate_gate(rec_act, i, b * M, tail, exact)
-                    activate_gate(rec_act, f, b * M, tail, exact)
-                    activate_gate(act, g, b * M, tail, exact)
-                    activate_gate(rec_act, o, b * M, tail, exact)
+                    activate_gate(rec_act, i, b * M, size, exact)
+                    activate_gate(rec_act, f, b * M, size, exact)
+                    activate_gate(act, g, b * M, size, exact)
+                    activate_gate(rec_act, o, b * M, size, exact)
                     for j in range(M):
                         cb[j] = f[j] * cb[j] + i[j] * g[j]
                         phi_c[j] = cb[j]
-                    activate_gate(act, phi_c, b * M, tail, exact)
+                    activate_gate(act, phi_c, b * M, size, exact)
                     for j in range(M):
                         hb[j] = o[j] * phi_c[j]
                     output[b, :] = hb
@@ -496,7 +540,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     rh = np.empty((B, M), x.dtype)                            # r * h (reset_after=False)
     rhu = np.empty((B, M), x.dtype)                           # (r * h) U_h
     b_in_h = input_bias[2 * M:]
-    tail = B * M - B * M % 8
+    size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
@@ -511,8 +555,8 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                         ub[k] = ub[k] + recurrent_bias[k]
                 for k in range(2 * M):
                     zrb[k] = (xwb[k] + input_bias[k]) + ub[k]
-                activate_gate(rec_act, zrb[:M], b * M, tail, exact)
-                activate_gate(rec_act, zrb[M:], b * M, tail, exact)
+                activate_gate(rec_act, zrb[:M], b * M, size, exact)
+                activate_gate(rec_act, zrb[M:], b * M, size, exact)
                 if not reset_after:
                     r, hb, rhb = zrb[M:], h[b], rh[b]
                     for j in range(M):
@@ -534,7 +578,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                         rhub = rhu[b]
                         for j in range(M):
                             hh[j] = (xwh[j] + b_in_h[j]) + rhub[j]
-                    activate_gate(act, hh, b * M, tail, exact)
+                    activate_gate(act, hh, b * M, size, exact)
                     for j in range(M):
                         hb[j] = zg[j] * hb[j] + (one - zg[j]) * hh[j]
                     output[b, :] = hb
@@ -555,7 +599,7 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     scratch = np.empty((steps * B, D), x.dtype)
     xw = np.empty((steps * B, M), x.dtype)
     z = np.empty((B, M), x.dtype)
-    tail = B * M - B * M % 8
+    size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
@@ -571,7 +615,7 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     zb, xwb = z[b], xw[s * B + b]
                     for j in range(M):
                         zb[j] = (xwb[j] + bias[j]) + zb[j]
-                    activate_gate(act, zb, b * M, tail, exact)
+                    activate_gate(act, zb, b * M, size, exact)
                     h[b, :] = zb
                     output[b, :] = zb
                 if return_sequences:

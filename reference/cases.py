@@ -315,3 +315,80 @@ def run_case(case):
     explained = units <= 4 * predicted
     result["status"] = "ill-conditioned" if same_count and explained else "fail"
     return result
+
+
+# ---- bitwise mode ----------------------------------------------------------------
+
+def bitwise_differences(ours, reference):
+    """(elements whose float32 bits differ, elements compared) over lists of arrays.
+
+    Bits, not values: -0.0 differs from 0.0 and every NaN payload counts. Arrays of
+    different shapes count as wholly different.
+    """
+    differing = total = 0
+    for a, b in zip(ours, reference):
+        a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+        total += b.size
+        if a.shape != b.shape:
+            differing += b.size
+            continue
+        differing += int(np.count_nonzero(a.view(np.int32) != b.view(np.int32)))
+    return differing, total
+
+
+def draw_bitwise_case(choose):
+    """A float32 case for the bitwise mode: its activations, and inner sizes on both
+    sides of oneDNN's 384 block. Batches of one keep single-row products below the
+    size whose summation order depends on TensorFlow's threads
+    (minirnn.bitwise.check_products)."""
+    from minirnn.bitwise import ACTIVATIONS, SINGLE_ROW_SPLIT
+
+    case = draw_case(choose)
+    case["dtype"] = "float32"
+    pool = ("tanh",) * 6 + ACTIVATIONS
+    case["activation"] = choose("bitwise_activation", pool)
+    case["recurrent_activation"] = choose("bitwise_recurrent_activation",
+                                          ("sigmoid",) * 6 + ACTIVATIONS)
+    case["B"] = choose("bitwise_B", (1, 2, 3, 5, 9))
+    case["D"] = choose("bitwise_D", (1, 3, 7, 130, 384, 400, 777))
+    case["M"] = choose("bitwise_M", (1, 2, 5, 8, 33, 200, 385))
+    if case["D"] * case["M"] > 100_000:  # one large inner size at a time
+        case["M"] = 33
+    gates = {"LSTM": 4, "GRU": 3, "GRU_v1": 3, "SimpleRNN": 1}[case["kind"]]
+    if case["B"] == 1 and max(case["D"], case["M"]) * gates * case["M"] >= SINGLE_ROW_SPLIT:
+        case["B"] = 2
+    one_column = case["kind"] == "SimpleRNN" or case["inference_only"]  # implementation=1
+    if case["M"] == 1 and case["B"] > 1 and case["D"] > 1 and one_column:
+        case["M"] = 2  # a matrix-vector product (unmodelled_product)
+    case["T"] = min(case["T"], 5) if max(case["D"], case["M"]) > 100 else case["T"]
+    return case
+
+
+def random_bitwise_case(rng):
+    return draw_bitwise_case(lambda name, options: options[int(rng.integers(len(options)))])
+
+
+def run_bitwise_case(case, predict=False):
+    """Run a float32 case in Keras and in minirnn's bitwise mode; compare the bits.
+
+    Returns a dict: identical (bool), differing and total (elements), max_abs.
+    With predict, Keras runs through model.predict (plain layers without masks or
+    states only) instead of an eager call.
+    """
+    weights, calls = make_data(case)
+    layer = keras_layer(case, weights, "float32")
+    ours = minirnn.from_keras(layer, bitwise=True)
+    if predict:
+        x = calls[0]["x"].astype(np.float32)
+        theirs = [keras_layers.predict(layer, x, case["D"])]
+    else:
+        theirs = run_calls(layer, calls, "float32")
+    mine = run_calls(ours, calls[:len(theirs)], "float32")
+    flat_mine = [a for call in mine for a in call]
+    flat_theirs = [a for call in theirs for a in call]
+    differing, total = bitwise_differences(flat_mine, flat_theirs)
+    same_count = all(len(a) == len(b) for a, b in zip(mine, theirs))
+    max_abs, _ = _max_abs_and_ulp(flat_mine, flat_theirs, "float32") if same_count else \
+        (float("inf"), None)
+    return {"identical": same_count and differing == 0, "differing": differing,
+            "total": total, "max_abs": max_abs}

@@ -354,3 +354,52 @@ def test_progress_bar(capsys):
     bar.update(5)
     bar.close()
     assert "[#####     ] 5/10" in capsys.readouterr().err
+
+
+# ---- verify --bitwise ----------------------------------------------------------
+
+def test_verify_bitwise_reports_each_case(capsys, tmp_path, keras_side):
+    from minirnn import bitwise
+    if not bitwise.bitwise_support():
+        pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
+    path = tmp_path / "bitwise.json"
+    status, out, _ = run(capsys, "verify", "--bitwise", "--cases", "4", "--seed", "5",
+                         "--json", str(path))
+    report = json.loads(path.read_text())
+    assert status == 0, out
+    assert "bitwise mode: supported" in out and "self-test: passed" in out
+    assert out.count("identical (") == 4
+    assert "Result: 4 of 4 cases identical bit for bit" in out
+    assert [r["index"] for r in report["results"]] == list(range(4))
+    assert all(r["identical"] and r["differing"] == 0 and r["total"] > 0
+               for r in report["results"])
+    assert {r["case"]["dtype"] for r in report["results"]} == {"float32"}
+
+
+def test_verify_bitwise_counts_differing_elements(capsys, monkeypatch, keras_side):
+    from minirnn import bitwise
+    from reference import cases
+    if not bitwise.bitwise_support():
+        pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
+    monkeypatch.setattr(cases, "run_bitwise_case", lambda case: {
+        "identical": False, "differing": 3, "total": 40, "max_abs": 1.2e-7})
+    status, out, _ = run(capsys, "verify", "--bitwise", "--cases", "2", "--seed", "1")
+    assert status == 1
+    assert out.count("DIFFERENT: 3 of 40 elements, max abs 1.2e-07") == 2
+    assert "from reference.cases import run_bitwise_case" in out
+    assert "Result: 0 of 2 cases identical" in out
+
+
+def test_verify_bitwise_unsupported_platform(capsys, monkeypatch):
+    from minirnn import bitwise
+    monkeypatch.setattr(bitwise, "bitwise_support",
+                        lambda refresh=False: bitwise.BitwiseSupport(False, "no AVX-512."))
+    status, out, _ = run(capsys, "verify", "--bitwise", "--cases", "2")
+    assert status == 2
+    assert "not supported: no AVX-512." in out
+
+
+def test_verify_bitwise_refuses_float64(capsys):
+    status, out, _ = run(capsys, "verify", "--bitwise", "--dtype", "float64")
+    assert status == 2
+    assert "--dtype float64 does not apply" in out
