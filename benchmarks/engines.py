@@ -77,14 +77,22 @@ def _cast(weights, x, dtype):
 
 # ---- minirnn -----------------------------------------------------------------
 
-def minirnn_engine(cell, weights, x, return_sequences, dtype, engine="numba"):
+def minirnn_engine(cell, weights, x, return_sequences, dtype, engine="numba",
+                   bitwise=False):
     """minirnn's layer, as a user calls it: NumPy array in, NumPy array out."""
     import minirnn
     weights, x = _cast(weights, x, dtype)
     layer = getattr(minirnn, cell)(weights[1].shape[0], return_sequences=return_sequences,
-                                   dtype=dtype, engine=engine)
+                                   dtype=dtype, engine=engine, bitwise=bitwise)
     layer.set_weights(weights)
-    return [Variant(f"engine={engine}", lambda: layer(x), np.asarray, {"engine": engine})]
+    name = "bitwise=True" if bitwise else f"engine={engine}"
+    return [Variant(name, lambda: layer(x), np.asarray,
+                    {"engine": engine, "bitwise": bitwise})]
+
+
+def minirnn_bitwise_engine(cell, weights, x, return_sequences, dtype):
+    """minirnn's bitwise mode (float32): Keras' CPU bits, at this speed."""
+    return minirnn_engine(cell, weights, x, return_sequences, dtype, bitwise=True)
 
 
 def minirnn_numpy_engine(cell, weights, x, return_sequences, dtype):
@@ -382,6 +390,8 @@ ENGINES = {engine.name: engine for engine in [
            _needs("numba")),
     Engine("minirnn-numpy", "minirnn, readable NumPy steps (engine='numpy')",
            minirnn_numpy_engine, _needs("numpy")),
+    Engine("minirnn-bitwise", "minirnn, bitwise=True (Keras' CPU float32 bits; float32 only)",
+           minirnn_bitwise_engine, _needs("numba")),
     Engine("keras-predict", "Keras 3 (TensorFlow) on CPU: model.predict",
            keras_predict_engine, _needs("tensorflow", "keras")),
     Engine("keras-function", "Keras 3 layer in a tf.function on CPU (best of plain / XLA)",
@@ -400,4 +410,4 @@ CPU_ENGINES = tuple(name for name, engine in ENGINES.items() if not engine.gpu)
 # The engines that get float64 rows in the default grid.
 FLOAT64_ENGINES = ("minirnn", "keras-predict", "keras-function", "gemm-floor")
 # Engines that are minirnn itself or not a layer at all: never "the best peer".
-NOT_PEERS = ("minirnn", "minirnn-numpy", "gemm-floor")
+NOT_PEERS = ("minirnn", "minirnn-numpy", "minirnn-bitwise", "gemm-floor")

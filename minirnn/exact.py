@@ -148,16 +148,84 @@ def _k_bounds(K, single_row):
 
 
 @njit(cache=True, error_model="numpy")
-def _fma_chain(a_row, b, k0, k1, out_row):
-    """out_row = a_row[k0] b[k0] + ... + a_row[k1-1] b[k1-1]: one fused multiply-add
-    per term, summed in order of k from zero."""
+def _fma_chain(a_row, b, k0, k1, j0, out_row):
+    """out_row = a_row[k0] b[k0] + ... + a_row[k1-1] b[k1-1] over the columns j0 ..
+    j0 + len(out_row) of b: one fused multiply-add per term, summed in order of k
+    from zero.
+
+    Four terms per pass over the row (the chain order is unchanged: each element
+    still goes through k0, k0+1, ... in turn), so the row is loaded and stored a
+    quarter as often.
+    """
+    j1 = j0 + out_row.size
     for j in range(out_row.size):
         out_row[j] = 0
-    for k in range(k0, k1):
-        a_k = a_row[k]
-        b_k = b[k]
+    k = k0
+    while k + 4 <= k1:
+        a0, a1, a2, a3 = a_row[k], a_row[k + 1], a_row[k + 2], a_row[k + 3]
+        b0, b1, b2, b3 = b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1]
+        for j in range(out_row.size):
+            out_row[j] = fma(a3, b3[j], fma(a2, b2[j], fma(a1, b1[j],
+                                                           fma(a0, b0[j], out_row[j]))))
+        k += 4
+    for k in range(k, k1):
+        a_k, b_k = a_row[k], b[k, j0:j1]
         for j in range(out_row.size):
             out_row[j] = fma(a_k, b_k[j], out_row[j])
+
+
+@njit(cache=True, error_model="numpy")
+def _fma_chain_2(a_row, c_row, b, k0, k1, j0, out_row, out_row_c):
+    """_fma_chain for two rows at once (a_row into out_row, c_row into out_row_c),
+    sharing every load of b."""
+    j1 = j0 + out_row.size
+    for j in range(out_row.size):
+        out_row[j] = 0
+        out_row_c[j] = 0
+    k = k0
+    while k + 4 <= k1:
+        a0, a1, a2, a3 = a_row[k], a_row[k + 1], a_row[k + 2], a_row[k + 3]
+        c0, c1, c2, c3 = c_row[k], c_row[k + 1], c_row[k + 2], c_row[k + 3]
+        b0, b1, b2, b3 = b[k, j0:j1], b[k + 1, j0:j1], b[k + 2, j0:j1], b[k + 3, j0:j1]
+        for j in range(out_row.size):
+            x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
+            out_row[j] = fma(a3, x3, fma(a2, x2, fma(a1, x1, fma(a0, x0, out_row[j]))))
+            out_row_c[j] = fma(c3, x3, fma(c2, x2, fma(c1, x1, fma(c0, x0, out_row_c[j]))))
+        k += 4
+    for k in range(k, k1):
+        a_k, c_k, b_k = a_row[k], c_row[k], b[k, j0:j1]
+        for j in range(out_row.size):
+            out_row[j] = fma(a_k, b_k[j], out_row[j])
+            out_row_c[j] = fma(c_k, b_k[j], out_row_c[j])
+
+
+# Columns of b per pass: a (K, 512) slice of b stays in the L2 cache while every
+# pair of rows goes through it.
+_COLUMNS = 512
+
+
+@njit(cache=True, error_model="numpy")
+def _rows_pair(a, b, out, bounds, i, j0, j1, partial):
+    """Rows i and i+1 (or i alone, the last odd row) of out, columns j0:j1: each
+    K block is a chain of its own; the blocks are added left to right."""
+    R = a.shape[0]
+    pair = i + 1 < R
+    o, o_next = out[i, j0:j1], out[min(i + 1, R - 1), j0:j1]
+    p, q = partial[0, :j1 - j0], partial[1, :j1 - j0]
+    for n in range(bounds.size - 1):
+        first = n == 0
+        target, target_next = (o, o_next) if first else (p, q)
+        if pair:
+            _fma_chain_2(a[i], a[i + 1], b, bounds[n], bounds[n + 1], j0, target,
+                         target_next)
+        else:
+            _fma_chain(a[i], b, bounds[n], bounds[n + 1], j0, target)
+        if not first:
+            for j in range(o.size):
+                o[j] = o[j] + p[j]
+            if pair:
+                for j in range(o.size):
+                    o_next[j] = o_next[j] + q[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -166,17 +234,16 @@ def matmul(a, b, out, rows_per_product):
 
     a (R, K), b (K, N), out (R, N), all float32. ``a`` may stack several products
     of the same weights (the hoisted input projection stacks T of them): the
-    summation order depends on the rows of one product, not on R.
+    summation order depends on the rows of one product, not on R. Runs on the
+    calling thread (whose FTZ and DAZ flags apply).
     """
-    bounds = _k_bounds(a.shape[1], rows_per_product == 1)
-    partial = np.empty(out.shape[1], out.dtype)
-    for i in range(a.shape[0]):
-        row = out[i]
-        _fma_chain(a[i], b, bounds[0], bounds[1], row)
-        for n in range(1, bounds.size - 1):
-            _fma_chain(a[i], b, bounds[n], bounds[n + 1], partial)
-            for j in range(row.size):
-                row[j] = row[j] + partial[j]
+    R, K = a.shape
+    N = b.shape[1]
+    bounds = _k_bounds(K, rows_per_product == 1)
+    partial = np.empty((2, min(N, _COLUMNS) if bounds.size > 2 else 0), out.dtype)
+    for j0 in range(0, N, _COLUMNS):
+        for i in range(0, R, 2):
+            _rows_pair(a, b, out, bounds, i, j0, min(N, j0 + _COLUMNS), partial)
 
 
 @njit(cache=True, error_model="numpy")

@@ -444,13 +444,15 @@ def activate_gate(code, values, first, size, exact):
         activate_block(code, values)
         return
     tail = size - size % 8
-    lone = size % 8 == 1
     split = min(values.size, max(0, tail - first))
     if code in (4, 5, 18):
         for k in range(split):
             values[k] = activate_vector_path(code, values[k])
+    elif split == values.size:  # the common case: the whole row on the vector path
+        activate_block(code, values)
     else:
         activate_block(code, values[:split])
+    lone = size % 8 == 1
     for k in range(split, values.size):
         values[k] = activate_scalar_path(code, values[k], lone)
 
