@@ -95,6 +95,16 @@ def minirnn_bitwise_engine(cell, weights, x, return_sequences, dtype):
     return minirnn_engine(cell, weights, x, return_sequences, dtype, bitwise=True)
 
 
+def _bitwise_probe():
+    """Skip the bitwise engine where minirnn.bitwise_support() says no."""
+    missing = _needs("numba")()
+    if missing:
+        return missing
+    from minirnn import bitwise_support
+    support = bitwise_support()
+    return None if support else f"bitwise mode not supported here: {support.reason}"
+
+
 def minirnn_numpy_engine(cell, weights, x, return_sequences, dtype):
     """minirnn's readable NumPy step path (engine="numpy")."""
     return minirnn_engine(cell, weights, x, return_sequences, dtype, engine="numpy")
@@ -391,7 +401,7 @@ ENGINES = {engine.name: engine for engine in [
     Engine("minirnn-numpy", "minirnn, readable NumPy steps (engine='numpy')",
            minirnn_numpy_engine, _needs("numpy")),
     Engine("minirnn-bitwise", "minirnn, bitwise=True (Keras' CPU float32 bits; float32 only)",
-           minirnn_bitwise_engine, _needs("numba")),
+           minirnn_bitwise_engine, _bitwise_probe),
     Engine("keras-predict", "Keras 3 (TensorFlow) on CPU: model.predict",
            keras_predict_engine, _needs("tensorflow", "keras")),
     Engine("keras-function", "Keras 3 layer in a tf.function on CPU (best of plain / XLA)",
