@@ -43,8 +43,29 @@ MODELLED_TENSORFLOW = "2.21"
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "relu6", "leaky_relu",
                "softsign", "soft_shrink", "silu", "swish", "squareplus", "tanh_shrink",
                "hard_tanh", "hard_shrink", "hard_silu", "hard_swish", "sparse_sigmoid")
-# Single-row products this large (K N) may be split between threads (check_products).
-SINGLE_ROW_SPLIT = 1 << 18
+_L2_FALLBACK = 1 << 18  # bytes, where the L2 size cannot be read: conservative
+
+
+def _l2_bytes():
+    """The per-core L2 cache size from sysfs (Linux), or a conservative fallback."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            with open(os.path.join(base, index, "level")) as handle:
+                if handle.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, index, "size")) as handle:
+                text = handle.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return _L2_FALLBACK
+
+
+# Single-row products whose operands, (K + K N) float32 numbers, reach this many may be
+# split between threads (unmodelled_product): the L2 cache size, in floats.
+SINGLE_ROW_SPLIT = _l2_bytes() // 4
 _CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq", "fma")
 _TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel",
                              "tf-nightly", "tf-nightly-cpu")
@@ -253,20 +274,23 @@ def unmodelled_product(batch, K, N, threads):
 
     - one output column (N = 1) and several rows: oneDNN's matrix-vector kernel,
       whose order is not a sequential chain (K = 1 is a single product, exact);
-    - one row (batch 1) and more than one thread: oneDNN sometimes splits K between
-      threads and adds the parts, depending on the sizes and the thread count. The
-      smallest split product measured was (1 x 320) @ (320 x 832), K N = 266,240,
-      with 2 and with 16 threads; none below K N = 2^18 = 262,144 was.
+    - one row (batch 1) and more than one thread: oneDNN then splits K between
+      threads and adds the parts once the operands outgrow the L2 cache. Measured
+      with a 1 MiB L2, 2 and 16 threads: the first split products had K (N + 1) of
+      about 264,750 floats for N = 2, 4, 16 and 64 (K = 88,255, 52,953, 15,574, 4,073)
+      and 266,560 for (1 x 320) @ (320 x 832); none below 2^18 = 262,144 floats (the
+      L2 size) was split. Products with K (N + 1) at or above the L2 size, in floats,
+      are refused.
     """
     if batch >= 2 and N == 1 and K > 1:
         return (f"a ({batch} x {K}) @ ({K} x 1) product goes through oneDNN's "
                 "matrix-vector kernel, whose summation order minirnn does not model "
                 "(a layer with units=1, or implementation=1 and units=1)")
-    if batch == 1 and threads > 1 and K * N >= SINGLE_ROW_SPLIT:
+    if batch == 1 and threads > 1 and K * (N + 1) >= SINGLE_ROW_SPLIT:
         return (f"with a batch of 1 and TensorFlow on {threads} threads, oneDNN may split "
-                f"the (1 x {K}) @ ({K} x {N}) product between threads by a rule minirnn "
-                "does not model (products with K N >= 262,144); use a batch of 2 or "
-                "more, or run TensorFlow on one thread "
+                f"the (1 x {K}) @ ({K} x {N}) product between threads, by a rule minirnn "
+                f"does not model (operands of K (N + 1) >= {SINGLE_ROW_SPLIT:,} floats, "
+                "the L2 cache); use a batch of 2 or more, or run TensorFlow on one thread "
                 "(tf.config.threading.set_intra_op_parallelism_threads(1))")
     return None
 

@@ -33,7 +33,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic
 
-__all__ = ["fma", "k_blocks", "matmul", "sigmoid_scalar_path", "flush_denormals"]
+__all__ = ["fma", "k_blocks", "product", "sigmoid_scalar_path", "flush_denormals"]
 
 # oneDNN's largest block of the inner dimension for float32 matrix products.
 ONEDNN_K_BLOCK = 384
@@ -102,6 +102,36 @@ def flush_denormals():
         _set_mxcsr(previous)
 
 
+def product(a, b, rows_per_product=None):
+    """a @ b in float32, summed as TensorFlow's CPU matmul sums it (checked wrapper of
+    :func:`matmul`; the caller sets the denormal flags if it wants them).
+
+    Args:
+        a: (R, K) array; b: (K, N) array; both converted to C-contiguous float32.
+        rows_per_product: the rows of one TensorFlow product when ``a`` stacks
+            several (R must be a multiple); default R.
+
+    Returns:
+        (R, N) float32 array.
+    """
+    a = np.ascontiguousarray(a, np.float32)
+    b = np.ascontiguousarray(b, np.float32)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"`a` and `b` must be (R, K) and (K, N) matrices; received shapes {a.shape} "
+            f"and {b.shape}.")
+    rows = max(1, a.shape[0]) if rows_per_product is None else rows_per_product
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1 or \
+            a.shape[0] % rows:
+        raise ValueError(
+            f"`rows_per_product` must be a positive divisor of a's {a.shape[0]} rows; "
+            f"received {rows_per_product!r}.")
+    out = np.empty((a.shape[0], b.shape[1]), np.float32)
+    if out.size:
+        matmul(a, b, out, int(rows))
+    return out
+
+
 def k_blocks(K):
     """oneDNN's split of the inner dimension K of a multi-row float32 product.
 
@@ -126,7 +156,8 @@ def k_blocks(K):
 
 @njit(cache=True, error_model="numpy")
 def _k_bounds(K, single_row):
-    """k_blocks(K) as an array of block starts followed by K (compiled twin)."""
+    """k_blocks(K) as an array of block starts followed by K (compiled twin: change
+    the two together; tests/test_bitwise.py::test_k_blocks holds them equal)."""
     if single_row or K <= ONEDNN_K_BLOCK:
         bounds = np.empty(2, np.int64)
         bounds[0], bounds[1] = 0, K
@@ -210,6 +241,7 @@ def _rows_pair(a, b, out, bounds, i, j0, j1, partial):
     K block is a chain of its own; the blocks are added left to right."""
     R = a.shape[0]
     pair = i + 1 < R
+    # For the last odd row, o_next is o again; it is then never written (pair False).
     o, o_next = out[i, j0:j1], out[min(i + 1, R - 1), j0:j1]
     p, q = partial[0, :j1 - j0], partial[1, :j1 - j0]
     for n in range(bounds.size - 1):
@@ -236,6 +268,9 @@ def matmul(a, b, out, rows_per_product):
     of the same weights (the hoisted input projection stacks T of them): the
     summation order depends on the rows of one product, not on R. Runs on the
     calling thread (whose FTZ and DAZ flags apply).
+
+    Unchecked, like every compiled kernel here: the shapes must agree and the
+    arrays be C-contiguous float32 (:func:`product` checks them).
     """
     R, K = a.shape
     N = b.shape[1]

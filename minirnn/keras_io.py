@@ -86,7 +86,8 @@ def _recurrent_from_keras(keras, layer, bitwise):
         dropout=float(cell.dropout),
         recurrent_dropout=float(cell.recurrent_dropout),
         unroll=bool(layer.unroll),
-        implementation=int(getattr(cell, "implementation", 2)),
+        # Keras runs anything but implementation=1 as 2 (it does not check the value)
+        implementation=1 if getattr(cell, "implementation", 2) == 1 else 2,
         bitwise=bitwise,
     )
     if cls is not SimpleRNN:

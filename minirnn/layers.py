@@ -397,6 +397,8 @@ class _Recurrent:
     def _forward(self, x, mask, states):
         """(all outputs or None, last output, final states) for validated inputs."""
         B, T, _ = x.shape
+        if self.bitwise:
+            self._check_bitwise()  # again: the attributes are public and may have changed
         if not self._use_kernels():
             outputs, states, _ = equations.run(
                 self._step_function(), x, states, mask, self.go_backwards,
@@ -438,6 +440,12 @@ class _Recurrent:
 
 
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
+
+
+def _no_bias(size, dtype):
+    """The bias the kernels add for a layer without one: -0.0, for which x + b is x
+    bit for bit (+0.0 would turn a -0 sum into +0, where Keras adds nothing)."""
+    return np.full(size, -0.0, dtype)
 
 
 def _orthogonal(rng, rows, cols):
@@ -513,7 +521,7 @@ class LSTM(_Recurrent):
         return step
 
     def _prepare_kernel_weights(self):
-        self._b = self.bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
+        self._b = self.bias if self.use_bias else _no_bias(4 * self.units, self.dtype)
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         h, c = states
@@ -568,7 +576,7 @@ class GRU(_Recurrent):
         else:
             self._u = np.ascontiguousarray(self.recurrent_kernel[:, :2 * M])
             self._u_h = np.ascontiguousarray(self.recurrent_kernel[:, 2 * M:])
-        zeros = np.zeros(3 * M, self.dtype)
+        zeros = _no_bias(3 * M, self.dtype)
         if not self.use_bias:
             self._b_in, self._b_rec = zeros, zeros
         elif self.reset_after:
@@ -626,7 +634,7 @@ class SimpleRNN(_Recurrent):
         return step
 
     def _prepare_kernel_weights(self):
-        self._b = self.bias if self.use_bias else np.zeros(self.units, self.dtype)
+        self._b = self.bias if self.use_bias else _no_bias(self.units, self.dtype)
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         kernels.simple_rnn_sequence(

@@ -355,7 +355,8 @@ def draw_bitwise_case(choose):
     if case["D"] * case["M"] > 100_000:  # one large inner size at a time
         case["M"] = 33
     gates = {"LSTM": 4, "GRU": 3, "GRU_v1": 3, "SimpleRNN": 1}[case["kind"]]
-    if case["B"] == 1 and max(case["D"], case["M"]) * gates * case["M"] >= SINGLE_ROW_SPLIT:
+    if case["B"] == 1 and max(case["D"], case["M"]) * (gates * case["M"] + 1) >= \
+            SINGLE_ROW_SPLIT:
         case["B"] = 2
     one_column = case["kind"] == "SimpleRNN" or case["inference_only"]  # implementation=1
     if case["M"] == 1 and case["B"] > 1 and case["D"] > 1 and one_column:

@@ -238,8 +238,17 @@ def test_from_keras_carries_configuration(keras):
     for key, value in dict(units=4, activation="relu", recurrent_activation="hard_sigmoid",
                            use_bias=False, reset_after=False, return_sequences=True,
                            go_backwards=True, zero_output_for_mask=True, dropout=0.3,
-                           recurrent_dropout=0.2, unroll=True, dtype="float64").items():
+                           recurrent_dropout=0.2, unroll=True, dtype="float64",
+                           implementation=1).items():  # recurrent_dropout: Keras takes 1
         assert config[key] == value, key
+
+
+@pytest.mark.parametrize("implementation, carried", [(1, 1), (2, 2), (0, 2), (3, 2)])
+def test_from_keras_carries_implementation(keras, implementation, carried):
+    """Keras runs any implementation but 1 as 2 (it does not check the value)."""
+    layer = keras.layers.LSTM(3, implementation=implementation)
+    layer.build((None, 4, 2))
+    assert minirnn.from_keras(layer).implementation == carried
 
 
 def test_from_keras_with_the_torch_backend():

@@ -160,6 +160,23 @@ def test_denormal_results_are_flushed(keras):
 
 
 @needs_platform
+@pytest.mark.parametrize("kind", KINDS)
+def test_signed_zero_without_bias(keras, kind):
+    """Without a bias Keras adds nothing, so a -0 sum stays -0 (minirnn adds -0.0)."""
+    from reference.cases import keras_layer
+    c = case(kind=kind, dtype="float32", use_bias=False, B=1, T=2, D=1, M=2,
+             return_sequences=True)
+    weights = [np.full(w, 1e-20) for w in ((1, 2 * {"LSTM": 4, "SimpleRNN": 1}.get(kind, 3)),
+                                          (2, 2 * {"LSTM": 4, "SimpleRNN": 1}.get(kind, 3)))]
+    layer = keras_layer(c, weights)
+    x = np.full((1, 2, 1), -1e-20, np.float32)
+    h0 = [np.full((1, 2), -1e-20, np.float32) for _ in range(2 if kind == "LSTM" else 1)]
+    theirs = np.asarray(layer(x, initial_state=h0))
+    ours = minirnn.from_keras(layer, bitwise=True)(x, initial_state=h0)
+    assert np.array_equal(ours.view(np.int32), theirs.view(np.int32)), (ours, theirs)
+
+
+@needs_platform
 def test_default_mode_differs_where_bitwise_agrees(keras):
     """The test can fail: the default kernels differ in the last bits here."""
     from reference.cases import bitwise_differences, keras_layer, make_data, run_calls
@@ -258,8 +275,7 @@ def test_matmul_order():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(3, 800)).astype(np.float32)
     b = rng.normal(size=(800, 5)).astype(np.float32)
-    out = np.empty((3, 5), np.float32)
-    exact.matmul(a, b, out, 3)
+    out = exact.product(a, b)
     expected = np.zeros((3, 5), np.float32)
     for k0, k1 in exact.k_blocks(800):
         part = np.zeros((3, 5), np.float32)
@@ -269,9 +285,22 @@ def test_matmul_order():
         expected = expected + part
     assert np.count_nonzero(out != expected) <= 1  # float64 fma may double-round
     assert np.count_nonzero(out != (a @ b)) > 0
-    single = np.empty((1, 5), np.float32)
-    exact.matmul(a[:1], b, single, 1)
+    single = exact.product(a[:1], b)
     assert np.count_nonzero(single != out[:1]) > 0  # one row: one chain, not blocks
+    stacked = exact.product(np.concatenate([a[:1], a[:1]]), b, rows_per_product=1)
+    assert np.array_equal(stacked, np.concatenate([single, single]))
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.ones((3, 10)), np.ones((4, 5))), r"\(R, K\) and \(K, N\) matrices; received "
+                                          r"shapes \(3, 10\) and \(4, 5\)"),
+    ((np.ones(3), np.ones((3, 2))), r"received shapes \(3,\) and \(3, 2\)"),
+    ((np.ones((4, 3)), np.ones((3, 2)), 3), r"positive divisor of a's 4 rows; received 3"),
+    ((np.ones((4, 3)), np.ones((3, 2)), 0), r"received 0"),
+])
+def test_product_checks_shapes(args, match):
+    with pytest.raises(ValueError, match=match):
+        exact.product(*args)
 
 
 def test_scalar_tail_of_activations():
@@ -405,6 +434,22 @@ def test_bitwise_argument_errors(make, match):
         make()
 
 
+@needs_platform
+def test_settings_are_checked_again_at_call():
+    layer = minirnn.LSTM(3, bitwise=True, seed=0)
+    layer.engine = "numpy"
+    with pytest.raises(ValueError, match=r"`engine` must be 'numba'; received 'numpy'"):
+        layer(np.ones((2, 3, 2), np.float32))
+    layer.engine, layer.activation = "numba", "elu"
+    with pytest.raises(ValueError, match=r"received 'elu'"):
+        layer(np.ones((2, 3, 2), np.float32))
+    plain = minirnn.LSTM(3, seed=0)
+    plain.bitwise = True  # switched on after construction: checked too
+    plain.dtype = "float64"
+    with pytest.raises(ValueError, match=r"`dtype` must be 'float32'"):
+        plain(np.ones((2, 3, 2)))
+
+
 def test_bitwise_type_error():
     with pytest.raises(TypeError, match=r"`bitwise` must be True or False; received 1"):
         minirnn.LSTM(3, bitwise=1)
@@ -430,6 +475,7 @@ def test_single_row_products_depend_on_threads(monkeypatch):
     layer = minirnn.LSTM(160, bitwise=True, seed=0)  # (1 x 410) @ (410 x 640)
     x = np.ones((1, 2, 410), np.float32)
     monkeypatch.setattr(bitwise, "tensorflow_threads", lambda: 2)
+    monkeypatch.setattr(bitwise, "SINGLE_ROW_SPLIT", 1 << 18)  # a 1 MiB L2, as measured
     with pytest.raises(minirnn.BitwiseUnsupportedError,
                        match=r"batch of 1 and TensorFlow on 2 threads, oneDNN may split the "
                              r"\(1 x 410\) @ \(410 x 640\) product"):
@@ -437,8 +483,17 @@ def test_single_row_products_depend_on_threads(monkeypatch):
     layer(np.ones((2, 2, 410), np.float32))  # two rows: blocks, thread-independent
     monkeypatch.setattr(bitwise, "tensorflow_threads", lambda: 1)
     layer(x)
-    assert bitwise.unmodelled_product(1, 320, 819, 2) is None  # K N = 262,080 < 2^18
-    assert bitwise.unmodelled_product(1, 320, 832, 2)
+    # K (N + 1) against 2^18 = 262,144: the first splits measured were just above
+    assert bitwise.unmodelled_product(1, 320, 818, 2) is None     # 262,080
+    assert bitwise.unmodelled_product(1, 320, 832, 2)             # 266,560, split
+    assert bitwise.unmodelled_product(1, 88255, 2, 2)             # 264,765, split
+    assert bitwise.unmodelled_product(1, 4073, 64, 2)             # 264,745, split
+    assert bitwise.unmodelled_product(1, 4073, 64, 1) is None     # one thread: a chain
+
+
+def test_l2_size_is_read():
+    assert bitwise._l2_bytes() >= 1 << 16
+    assert bitwise.SINGLE_ROW_SPLIT == bitwise._l2_bytes() // 4
 
 
 def test_tensorflow_threads(monkeypatch):
