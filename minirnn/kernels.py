@@ -399,14 +399,14 @@ def activate_vector_path(code, x):
     hard_tanh reads denormals as zeros. NaN stays NaN.
     """
     zero = typed(x, 0.0)
-    if code == 4:
+    if code == 4:  # relu
         return x if x > zero or x != x else zero
-    if code == 5:
+    if code == 5:  # relu6
         six = typed(x, 6.0)
         if x > six:
             return six
         return x if x > zero or x != x else zero
-    if code == 18:
+    if code == 18:  # hard_tanh
         return activate(code, _flush_denormal(x))
     return activate(code, x)
 
@@ -421,15 +421,15 @@ def activate_scalar_path(code, x, lone):
     the tail and reads it as a zero otherwise, relu6 always keeps it (as measured).
     hard_tanh reads denormals as zeros, as in the vector path.
     """
-    if code == 2:
+    if code == 2:  # sigmoid
         return _exact.sigmoid_scalar_path(x)
-    if code == 13:
+    if code == 13:  # silu
         return x * _exact.sigmoid_scalar_path(x)
-    if code == 4:
+    if code == 4:  # relu
         if lone:
             return typed(x, 0.0) if x <= -typed(x, _FLT_MIN) else x
         return typed(x, 0.0) if x < typed(x, 0.0) else _flush_denormal(x)
-    if code == 18:
+    if code == 18:  # hard_tanh
         return activate(code, _flush_denormal(x))
     return activate(code, x)
 
@@ -445,7 +445,7 @@ def activate_gate(code, values, first, size, exact):
         return
     tail = size - size % 8
     split = min(values.size, max(0, tail - first))
-    if code in (4, 5, 18):
+    if code in (4, 5, 18):  # relu, relu6, hard_tanh: their own vector-path rules
         for k in range(split):
             values[k] = activate_vector_path(code, values[k])
     elif split == values.size:  # the common case: the whole row on the vector path
