@@ -266,11 +266,25 @@ def seed_experiment(seed, sizes=SEED_SIZES):
     return x, weights, results
 
 
-def keras_differences(keras_layers, x, weights, results, sizes=SEED_SIZES):
+def _differing_bits(ours, theirs):
+    """(elements whose float32 bits differ, elements) over two lists of arrays."""
+    differing = total = 0
+    for a, b in zip(ours, theirs):
+        a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+        differing += int(np.count_nonzero(a.view(np.int32) != b.view(np.int32)))
+        total += b.size
+    return differing, total
+
+
+def keras_differences(keras_layers, x, weights, results, sizes=SEED_SIZES, bitwise=False):
     """Run the experiments in Keras as the notebook did (Input, Model, predict).
 
+    With bitwise, also run each experiment in minirnn with ``bitwise=True`` and count
+    the elements whose bits differ from Keras'.
+
     Returns:
-        {name: (max |minirnn - Keras|, within float32 tolerance, note)}.
+        {name: (max |minirnn - Keras|, within float32 tolerance, note,
+                (differing, total) or None)}.
     """
     differences = {}
     for name, kind, _ in EXPERIMENTS:
@@ -280,14 +294,19 @@ def keras_differences(keras_layers, x, weights, results, sizes=SEED_SIZES):
         theirs = keras_layers.predict(layer, x, sizes["D"], sizes["T"])
         if [a.shape for a in ours] != [np.shape(b) for b in theirs]:
             shapes = ", ".join(_format_shape(np.shape(b)) for b in theirs)
-            differences[name] = (float("inf"), False, f"Keras returned {shapes}")
+            differences[name] = (float("inf"), False, f"Keras returned {shapes}", None)
             continue
         worst, within = 0.0, True
         for a, b in zip(ours, theirs):
             a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
             worst = max(worst, float(np.max(np.abs(a - b))))
             within &= bool(np.all(np.abs(a - b) <= FLOAT32_ATOL + FLOAT32_RTOL * np.abs(b)))
-        differences[name] = (worst, within, "")
+        bits = None
+        if bitwise:
+            exact = _LAYER_CLASSES[kind](sizes["M"], bitwise=True, **arguments)
+            exact.set_weights(weights[kind])
+            bits = _differing_bits(_as_list(exact(x)), theirs)
+        differences[name] = (worst, within, "", bits)
     return differences
 
 
@@ -300,25 +319,39 @@ def _print_claims(claims):
 
 
 def _print_keras_comparison(x, weights, results):
-    """Print minirnn's largest difference from Keras per experiment.
+    """Print minirnn's largest difference from Keras per experiment (and, where the
+    platform is modelled, whether bitwise=True gives Keras' bits).
 
-    Returns True (all within tolerance), False (some not) or None (Keras missing).
+    Returns (True: all within tolerance and bit-identical where checked, False: not,
+    None: Keras missing; whether the bits were checked).
     """
     try:
         keras, keras_layers = import_keras()
     except KerasUnavailable as error:
         print(f"Keras comparison: skipped, Keras is not available ({error}).")
         print(f"  To compare with Keras: {KERAS_HINT}")
-        return None
+        return None, False
+    from .bitwise import bitwise_support
+    support = bitwise_support()
+    bitwise = bool(support) and keras.backend.backend() == "tensorflow"
     print(f"The same experiments in Keras {keras.__version__} ({keras.backend.backend()} "
           "backend), with the same weights\nand input, run with model.predict as in the "
           "notebook:")
-    differences = keras_differences(keras_layers, x, weights, results)
-    for name, (worst, within, note) in differences.items():
-        print(f"  {PASS if within else FAIL} {name:<5}  max |minirnn - Keras| = {_sci(worst)}"
-              + (f"  ({note})" if note else ""))
-    print(f"  (float32 tolerance, elementwise: |minirnn - Keras| <= {_TOLERANCE_TEXT})")
-    return all(within for _, within, _ in differences.values())
+    differences = keras_differences(keras_layers, x, weights, results, bitwise=bitwise)
+    ok = True
+    for name, (worst, within, note, bits) in differences.items():
+        line = f"max |minirnn - Keras| = {_sci(worst)}" + (f"  ({note})" if note else "")
+        if bits is not None:
+            differing, total = bits
+            line += (f"; bitwise=True: {total} of {total} elements identical" if not differing
+                     else f"; bitwise=True: {differing} of {total} elements DIFFER")
+        good = within and (bits is None or bits[0] == 0)
+        ok &= good
+        print(f"  {PASS if good else FAIL} {name:<5}  {line}")
+    print(f"  (float32 tolerance, elementwise: |minirnn - Keras| <= {_TOLERANCE_TEXT};"
+          + (" bitwise=True: the same bits as Keras)" if bitwise else
+             f"\n   bitwise mode not checked: {support.reason or 'not the TensorFlow backend'})"))
+    return ok, bitwise
 
 
 def command_demo(args):
@@ -349,9 +382,9 @@ def command_demo(args):
                           sizes["T"])
     _print_claims(claims)
     print()
-    keras_ok = True
+    keras_ok, bits_checked = True, False
     if not args.no_keras:
-        keras_ok = _print_keras_comparison(x, weights, results)
+        keras_ok, bits_checked = _print_keras_comparison(x, weights, results)
         print()
     failed = [c.number for c in claims if not c.passed]
     if failed:
@@ -361,9 +394,11 @@ def command_demo(args):
         if keras_ok is None or args.no_keras:
             print(" (Keras comparison skipped).")
         elif keras_ok:
-            print(", and minirnn agrees with Keras within float32 rounding.")
+            print(", and minirnn agrees with Keras within float32 rounding"
+                  + (" (bit for bit with bitwise=True)." if bits_checked else "."))
         else:
-            print(", but minirnn DIFFERS from Keras beyond the float32 tolerance.")
+            print(", but minirnn DIFFERS from Keras beyond the float32 tolerance"
+                  + (" or, with bitwise=True, in its bits." if bits_checked else "."))
     return FAILED if failed or keras_ok is False else OK
 
 

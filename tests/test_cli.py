@@ -103,6 +103,23 @@ def test_demo_matches_keras(capsys, keras_side):
     assert out.count("max |minirnn - Keras|") == 4
     assert out.count("[PASS]") == 8
     assert "agrees with Keras" in out
+    from minirnn import bitwise
+    if bitwise.bitwise_support():
+        assert out.count("elements identical") == 4
+        assert "(bit for bit with bitwise=True)" in out
+    else:
+        assert "bitwise mode not checked" in out
+
+
+def test_demo_fails_when_the_bits_differ(capsys, keras_side, monkeypatch):
+    from minirnn import bitwise
+    if not bitwise.bitwise_support():
+        pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
+    monkeypatch.setattr(cli, "_differing_bits", lambda ours, theirs: (2, 9))
+    status, out, _ = run(capsys, "demo")
+    assert status == 1
+    assert out.count("bitwise=True: 2 of 9 elements DIFFER") == 4
+    assert "or, with bitwise=True, in its bits." in out
 
 
 def good_outputs(seed=0):
