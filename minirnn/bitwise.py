@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["bitwise_support", "BitwiseSupport", "BitwiseUnsupportedError", "ACTIVATIONS",
+__all__ = ["bitwise_support", "bitwise_differences", "BitwiseSupport", "BitwiseUnsupportedError", "ACTIVATIONS",
            "MODELLED_TENSORFLOW"]
 
 MODELLED_TENSORFLOW = "2.21"
@@ -159,6 +159,23 @@ def self_test_results():
             products.append(out.ravel())
         parts["products"] = np.concatenate(products)
     return parts
+
+
+def bitwise_differences(ours, reference):
+    """(elements whose float32 bits differ, elements compared) over lists of arrays.
+
+    Bits, not values: -0.0 differs from 0.0 and every NaN payload counts. Arrays of
+    different shapes count as wholly different.
+    """
+    differing = total = 0
+    for a, b in zip(ours, reference):
+        a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+        total += b.size
+        if a.shape != b.shape:
+            differing += b.size
+            continue
+        differing += int(np.count_nonzero(a.view(np.int32) != b.view(np.int32)))
+    return differing, total
 
 
 def _digest(array):

@@ -21,6 +21,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import __version__
+from .bitwise import bitwise_differences
 from .layers import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = ["main", "build_parser", "check_claims", "Claim"]
@@ -266,16 +267,6 @@ def seed_experiment(seed, sizes=SEED_SIZES):
     return x, weights, results
 
 
-def _differing_bits(ours, theirs):
-    """(elements whose float32 bits differ, elements) over two lists of arrays."""
-    differing = total = 0
-    for a, b in zip(ours, theirs):
-        a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
-        differing += int(np.count_nonzero(a.view(np.int32) != b.view(np.int32)))
-        total += b.size
-    return differing, total
-
-
 def keras_differences(keras_layers, x, weights, results, sizes=SEED_SIZES, bitwise=False):
     """Run the experiments in Keras as the notebook did (Input, Model, predict).
 
@@ -305,7 +296,7 @@ def keras_differences(keras_layers, x, weights, results, sizes=SEED_SIZES, bitwi
         if bitwise:
             exact = _LAYER_CLASSES[kind](sizes["M"], bitwise=True, **arguments)
             exact.set_weights(weights[kind])
-            bits = _differing_bits(_as_list(exact(x)), theirs)
+            bits = bitwise_differences(_as_list(exact(x)), theirs)
         differences[name] = (worst, within, "", bits)
     return differences
 

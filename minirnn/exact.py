@@ -141,23 +141,13 @@ def k_blocks(K):
     1-40, 383-387, 500, 767-770, 1000, 1151-1153, 1200, 1536, 1537, 1900, 2048,
     2049 and 3000.
     """
-    blocks = []
-    start, rest = 0, K
-    while rest > 2 * ONEDNN_K_BLOCK:
-        blocks.append((start, start + ONEDNN_K_BLOCK))
-        start, rest = start + ONEDNN_K_BLOCK, rest - ONEDNN_K_BLOCK
-    if rest > ONEDNN_K_BLOCK:
-        half = (rest + 1) // 2
-        blocks.append((start, start + half))
-        start += half
-    blocks.append((start, K))
-    return blocks
+    bounds = [int(k) for k in _k_bounds(K, False)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 @njit(cache=True, error_model="numpy")
 def _k_bounds(K, single_row):
-    """k_blocks(K) as an array of block starts followed by K (compiled twin: change
-    the two together; tests/test_bitwise.py::test_k_blocks holds them equal)."""
+    """The block starts of k_blocks(K) followed by K; one block with single_row."""
     if single_row or K <= ONEDNN_K_BLOCK:
         bounds = np.empty(2, np.int64)
         bounds[0], bounds[1] = 0, K

@@ -11,6 +11,7 @@ import numpy as np
 
 import minirnn
 from minirnn.activations import names as activation_names
+from minirnn.bitwise import bitwise_differences  # noqa: F401  (part of this module's API)
 
 from . import keras_layers
 
@@ -318,23 +319,6 @@ def run_case(case):
 
 
 # ---- bitwise mode ----------------------------------------------------------------
-
-def bitwise_differences(ours, reference):
-    """(elements whose float32 bits differ, elements compared) over lists of arrays.
-
-    Bits, not values: -0.0 differs from 0.0 and every NaN payload counts. Arrays of
-    different shapes count as wholly different.
-    """
-    differing = total = 0
-    for a, b in zip(ours, reference):
-        a, b = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
-        total += b.size
-        if a.shape != b.shape:
-            differing += b.size
-            continue
-        differing += int(np.count_nonzero(a.view(np.int32) != b.view(np.int32)))
-    return differing, total
-
 
 def draw_bitwise_case(choose):
     """A float32 case for the bitwise mode: its activations, and inner sizes on both

@@ -1,6 +1,6 @@
 """bitwise=True against Keras 3 (TensorFlow backend, CPU): identical float32 bits.
 
-Comparisons are of the bits (reference.cases.bitwise_differences views float32 as
+Comparisons are of the bits (minirnn.bitwise.bitwise_differences views float32 as
 int32), never allclose: one differing element anywhere fails. The grid covers
 B * units both multiples of 8 and not (the scalar tail of TensorFlow's
 activations), inner sizes D and units on both sides of oneDNN's 384 block (and

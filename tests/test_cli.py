@@ -115,7 +115,7 @@ def test_demo_fails_when_the_bits_differ(capsys, keras_side, monkeypatch):
     from minirnn import bitwise
     if not bitwise.bitwise_support():
         pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
-    monkeypatch.setattr(cli, "_differing_bits", lambda ours, theirs: (2, 9))
+    monkeypatch.setattr(cli, "bitwise_differences", lambda ours, theirs: (2, 9))
     status, out, _ = run(capsys, "demo")
     assert status == 1
     assert out.count("bitwise=True: 2 of 9 elements DIFFER") == 4
