@@ -259,11 +259,16 @@ def matmul(a, b, out, rows_per_product):
     summation order depends on the rows of one product, not on R. Runs on the
     calling thread (whose FTZ and DAZ flags apply).
 
-    Unchecked, like every compiled kernel here: the shapes must agree and the
-    arrays be C-contiguous float32 (:func:`product` checks them).
+    The shapes must agree (checked here too, raising ValueError: a caller's
+    mistake must never read out of bounds) and the arrays be float32
+    (:func:`product` checks everything with clearer messages).
     """
     R, K = a.shape
     N = b.shape[1]
+    # A second line of defence: the loops below index by these sizes unchecked.
+    if b.shape[0] != K or out.shape[0] != R or out.shape[1] != N or rows_per_product < 1:
+        raise ValueError("exact.matmul: operand shapes disagree (a (R, K), b (K, N), "
+                         "out (R, N) and rows_per_product >= 1 required)")
     bounds = _k_bounds(K, rows_per_product == 1)
     partial = np.empty((2, min(N, _COLUMNS) if bounds.size > 2 else 0), out.dtype)
     for j0 in range(0, N, _COLUMNS):

@@ -458,6 +458,30 @@ def activate_gate(code, values, first, size, exact):
 
 
 @njit(cache=True, error_model="numpy")
+def _check_operands(x, kernel, width, recurrent_kernel, recurrent_width, h, mask, use_mask,
+                    outputs, output, return_sequences):
+    """Raise ValueError unless the operands of a sequence kernel agree with x (B, T, D)
+    and h (B, M): kernel (D, width), recurrent_kernel (M, recurrent_width), output (B, M),
+    outputs (B, T, M) when return_sequences, mask (B, T) when use_mask.
+
+    The layers check all of this in Python first, with messages naming the
+    argument; this is the second line of defence, so that a wrong caller gets an
+    error instead of reads and writes out of bounds.
+    """
+    B, T, D = x.shape
+    M = h.shape[1]
+    if (h.shape[0] != B or kernel.shape[0] != D or kernel.shape[1] != width
+            or recurrent_kernel.shape[0] != M or recurrent_kernel.shape[1] != recurrent_width
+            or output.shape[0] != B or output.shape[1] != M):
+        raise ValueError("sequence kernel: the weights, states or output do not fit x")
+    if use_mask and (mask.shape[0] != B or mask.shape[1] != T):
+        raise ValueError("sequence kernel: the mask does not fit x")
+    if return_sequences and (outputs.shape[0] != B or outputs.shape[1] != T
+                             or outputs.shape[2] != M):
+        raise ValueError("sequence kernel: the outputs do not fit x")
+
+
+@njit(cache=True, error_model="numpy")
 def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
                   bias_first, exact):
@@ -477,6 +501,10 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     """
     B, T, D = x.shape
     M = h.shape[1]
+    _check_operands(x, kernel, 4 * M, recurrent_kernel, 4 * M, h, mask, use_mask, outputs,
+                    output, return_sequences)
+    if bias.shape[0] != 4 * M or c.shape[0] != B or c.shape[1] != M:
+        raise ValueError("lstm_sequence: the bias or c does not fit")
     steps = _chunk_steps(B, T, max(D, 4 * M))
     scratch = np.empty((steps * B, D), x.dtype)
     xw = np.empty((steps * B, 4 * M), x.dtype)
@@ -532,6 +560,13 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     """
     B, T, D = x.shape
     M = h.shape[1]
+    _check_operands(x, kernel, 3 * M, recurrent_kernel, 3 * M if reset_after else 2 * M, h,
+                    mask, use_mask, outputs, output, return_sequences)
+    if (input_bias.shape[0] != 3 * M
+            or (reset_after and recurrent_bias.shape[0] != 3 * M)
+            or (not reset_after and (recurrent_kernel_h.shape[0] != M
+                                     or recurrent_kernel_h.shape[1] != M))):
+        raise ValueError("gru_sequence: the kernel, biases or recurrent_kernel_h do not fit")
     one = typed(h[0, 0], 1.0)
     steps = _chunk_steps(B, T, max(D, 3 * M))
     scratch = np.empty((steps * B, D), x.dtype)
@@ -597,6 +632,10 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     """
     B, T, D = x.shape
     M = h.shape[1]
+    _check_operands(x, kernel, M, recurrent_kernel, M, h, mask, use_mask, outputs, output,
+                    return_sequences)
+    if bias.shape[0] != M:
+        raise ValueError("simple_rnn_sequence: the bias does not fit")
     steps = _chunk_steps(B, T, max(D, M))
     scratch = np.empty((steps * B, D), x.dtype)
     xw = np.empty((steps * B, M), x.dtype)

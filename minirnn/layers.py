@@ -1,10 +1,19 @@
 """LSTM, GRU, SimpleRNN and Bidirectional: Keras 3's recurrent layers for inference.
 
 A layer holds its configuration, its weights in Keras' layout and, when stateful,
-its states. Calling it validates everything in Python, then runs either the
+its states. Calling it validates the inputs in Python, then runs either the
 compiled kernels (:mod:`minirnn.kernels`, the default) or the readable equations
 (:mod:`minirnn.equations`, ``engine="numpy"``), and returns Keras' structure: one
 array, or ``[output, *states]`` with ``return_state=True``.
+
+Every public attribute (``units``, ``kernel``, ``activation``, ``dtype``, ...) can be
+read and assigned after construction. An assignment is checked when it happens:
+first the value alone, then the whole layer (do the weights still fit ``units``,
+``use_bias`` and ``reset_after``? does ``bitwise=True`` still hold?); a refused
+value leaves the layer as it was and the error names the attribute. Accepted
+values are stored read-only and everything the kernels read is derived from them
+at once, so a call never meets an inconsistent layer and never pays for the
+checks. See :class:`_Configurable`.
 """
 
 import numbers
@@ -30,7 +39,7 @@ _IGNORED = frozenset([
 ])
 
 
-def _check_dtype(dtype):
+def _check_dtype(dtype, argument="dtype"):
     """float32 or float64 from a name or NumPy dtype; None is Keras' default, float32."""
     if dtype is None:
         return np.float32
@@ -42,7 +51,7 @@ def _check_dtype(dtype):
         name = None
     if name in _DTYPES:
         return _DTYPES[name]
-    raise ValueError(f"`dtype` must be 'float32' or 'float64'; received {dtype!r}.")
+    raise ValueError(f"`{argument}` must be 'float32' or 'float64'; received {dtype!r}.")
 
 
 def _check_bool(value, argument):
@@ -51,11 +60,11 @@ def _check_bool(value, argument):
     raise TypeError(f"`{argument}` must be True or False; received {value!r}.")
 
 
-def _check_units(units):
+def _check_units(units, argument="units"):
     if isinstance(units, (bool, np.bool_)) or not isinstance(units, numbers.Integral):
-        raise TypeError(f"`units` must be a positive integer; received {units!r}.")
+        raise TypeError(f"`{argument}` must be a positive integer; received {units!r}.")
     if units <= 0:
-        raise ValueError(f"`units` must be a positive integer; received {units}.")
+        raise ValueError(f"`{argument}` must be a positive integer; received {units}.")
     return int(units)
 
 
@@ -65,6 +74,20 @@ def _check_rate(value, argument):
     if not 0 <= value <= 1:
         raise ValueError(f"`{argument}` must be in [0, 1]; received {value}.")
     return float(value)
+
+
+def _check_seed(seed, argument="seed"):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"`{argument}` must be an integer or None; received {seed!r}.")
+    if seed is not None and seed < 0:
+        raise ValueError(f"`{argument}` must be a non-negative integer or None; received {seed}.")
+    return None if seed is None else int(seed)
+
+
+def _check_choice(value, choices, argument):
+    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+        raise ValueError(f"`{argument}` must be one of {choices}; received {value!r}.")
+    return value
 
 
 def _numeric_array(value, argument):
@@ -83,16 +106,141 @@ def _numeric_array(value, argument):
     return array
 
 
-class _Recurrent:
+def _frozen(array, dtype):
+    """A read-only, C-contiguous copy of ``array`` in ``dtype`` (the array itself if it
+    already is one): stored weights change by assignment only, never in place."""
+    if array.dtype == dtype and array.flags.c_contiguous and not array.flags.writeable:
+        return array
+    array = np.array(array, dtype=dtype, order="C")
+    array.setflags(write=False)
+    return array
+
+
+class _Configurable:
+    """Layers whose public attributes are checked whenever they are assigned.
+
+    ``_checks`` maps each such attribute to ``check(layer, value, name)``, which
+    checks the value on its own (type, range) and returns what to store.
+    ``layer.name = value`` runs that check, stores the result, then calls
+    ``layer._configure(name)``, which checks the layer as a whole and derives
+    what the kernels read. If either refuses, every attribute keeps its old
+    value and the error (naming the attribute) propagates: a layer is never left
+    inconsistent. Values live in the instance's ``__dict__``, so reading an
+    attribute costs what reading a plain one does; only assignments pay.
+    """
+
+    _checks = {}
+    _ready = False  # set at the end of __init__: until then, no whole-layer checks
+
+    def __setattr__(self, name, value):
+        if name in self._checks:
+            self._assign(**{name: value})
+        else:
+            object.__setattr__(self, name, value)
+
+    def _assign(self, **values):
+        """Assign several attributes that only fit together (the weights): each is
+        checked alone, then the layer as a whole, once."""
+        checked = {name: self._checks[name](self, value, name)
+                   for name, value in values.items()}
+        saved = dict(self.__dict__)
+        self.__dict__.update(checked)
+        if not self._ready:
+            return
+        try:
+            self._configure(next(iter(values)))
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _configure(self, changed):
+        """Check the whole layer after ``changed`` was assigned; derive kernel inputs."""
+
+
+# ---- checks of one attribute's value, as _Configurable wants them --------------
+
+def _plain(check):
+    """A _Configurable check from a check of the value alone, ``check(value, argument)``."""
+    return lambda layer, value, name: check(value, name)
+
+
+def _activation_setting(layer, value, name):
+    return activations.canonical(value, name)
+
+
+def _dtype_setting(layer, value, name):
+    return np.dtype(_check_dtype(value, name)).name
+
+
+def _engine_setting(layer, value, name):
+    return _check_choice(value, _ENGINES, name)
+
+
+def _implementation_setting(layer, value, name):
+    if isinstance(value, (bool, np.bool_)) or value not in (1, 2):
+        raise ValueError(f"`{name}` must be 1 or 2; received {value!r}.")
+    return int(value)
+
+
+def _use_cudnn_setting(layer, value, name):
+    if not any(value is choice for choice in ("auto", True, False)) and value != "auto":
+        raise ValueError(f"`{name}` must be 'auto', True or False; received {value!r}.")
+    return value
+
+
+def _weight_setting(layer, value, name):
+    """A weight array, stored read-only in the layer's dtype (None: not built)."""
+    if value is None:
+        return None
+    return _frozen(_numeric_array(value, name), np.dtype(layer.dtype))
+
+
+def _states_setting(layer, value, name):
+    """A stateful layer's states: None, or [h] / [h, c], each (batch, units)."""
+    if value is None:
+        return None
+    where = f"of this stateful {type(layer).__name__}"
+    return tuple(_frozen(s, np.dtype(layer.dtype))
+                 for s in layer._checked_states(value, name, where))
+
+
+class _Recurrent(_Configurable):
     """What LSTM, GRU and SimpleRNN share: arguments, weights, states, calling.
 
     A subclass sets ``_gates`` (weight blocks per unit), ``_state_names``, and
-    implements ``_bias_shape``, ``_initial_bias``, ``_step`` and ``_kernel_run``.
+    implements ``_bias_shape``, ``_initial_bias``, ``_step_function`` and
+    ``_kernel_run``.
     """
 
     _gates = 1
     _state_names = ("h",)
     _trace_names = ("h",)
+
+    _checks = {
+        "units": _plain(_check_units),
+        "activation": _activation_setting,
+        "recurrent_activation": _activation_setting,
+        "use_bias": _plain(_check_bool),
+        "return_sequences": _plain(_check_bool),
+        "return_state": _plain(_check_bool),
+        "go_backwards": _plain(_check_bool),
+        "stateful": _plain(_check_bool),
+        "zero_output_for_mask": _plain(_check_bool),
+        "unroll": _plain(_check_bool),
+        "dtype": _dtype_setting,
+        "dropout": _plain(_check_rate),
+        "recurrent_dropout": _plain(_check_rate),
+        "implementation": _implementation_setting,
+        "use_cudnn": _use_cudnn_setting,
+        "seed": _plain(_check_seed),
+        "engine": _engine_setting,
+        "bitwise": _plain(_check_bool),
+        "kernel": _weight_setting,            # W (input_dim, gates * units), read-only
+        "recurrent_kernel": _weight_setting,  # U (units, gates * units), read-only
+        "bias": _weight_setting,              # b, None without use_bias; read-only
+        "states": _states_setting,            # a stateful layer's, after its last call
+    }
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, return_sequences=False, return_state=False,
@@ -104,46 +252,112 @@ class _Recurrent:
         if unknown:
             raise TypeError(
                 f"{type(self).__name__} got unexpected keyword argument(s) {unknown}; "
-                f"accepted: the Keras 3 {type(self).__name__} arguments."
-            )
-        self.units = _check_units(units)
-        self.activation = activations.canonical(activation, "activation")
-        self.recurrent_activation = activations.canonical(
-            recurrent_activation, "recurrent_activation")
-        self.use_bias = _check_bool(use_bias, "use_bias")
-        self.return_sequences = _check_bool(return_sequences, "return_sequences")
-        self.return_state = _check_bool(return_state, "return_state")
-        self.go_backwards = _check_bool(go_backwards, "go_backwards")
-        self.stateful = _check_bool(stateful, "stateful")
-        self.zero_output_for_mask = _check_bool(zero_output_for_mask, "zero_output_for_mask")
-        self.unroll = _check_bool(unroll, "unroll")
-        self.dtype = np.dtype(_check_dtype(dtype)).name
-        self.dropout = _check_rate(dropout, "dropout")
-        self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
-        if implementation not in (1, 2):
-            raise ValueError(f"`implementation` must be 1 or 2; received {implementation!r}.")
+                f"accepted: the Keras 3 {type(self).__name__} arguments.")
+        self.units = units
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.use_bias = use_bias
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = stateful
+        self.zero_output_for_mask = zero_output_for_mask
+        self.unroll = unroll
+        self.dtype = dtype
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
         self.implementation = implementation
-        if self.recurrent_dropout != 0 and self._gates > 1:
-            self.implementation = 1  # as Keras' LSTM and GRU cells do
-        if use_cudnn not in ("auto", True, False):
-            raise ValueError(
-                f"`use_cudnn` must be 'auto', True or False; received {use_cudnn!r}.")
         self.use_cudnn = use_cudnn
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise TypeError(f"`seed` must be an integer or None; received {seed!r}.")
-        if seed is not None and seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer or None; received {seed}.")
         self.seed = seed
-        if engine not in _ENGINES:
-            raise ValueError(f"`engine` must be one of {_ENGINES}; received {engine!r}.")
         self.engine = engine
-        self.bitwise = _check_bool(bitwise, "bitwise")
+        self.bitwise = bitwise
+        self.kernel = self.recurrent_kernel = self.bias = self.states = None
+        self._ready = True
+        self._configure(None)
+
+    # ---- the layer as a whole --------------------------------------------------
+
+    def _configure(self, changed):
+        """Check that the attributes fit together, then derive the kernels' inputs.
+
+        Runs after every assignment (``changed`` names the attribute) and once at
+        the end of construction. The weights fix ``units``, ``use_bias`` (and the
+        GRU's ``reset_after``) once they are set; ``dtype`` recasts them.
+        """
+        if self.recurrent_dropout != 0 and self._gates > 1:
+            self.__dict__["implementation"] = 1  # as Keras' LSTM and GRU cells do
+        dtype = np.dtype(self.dtype)
+        for name in ("kernel", "recurrent_kernel", "bias"):
+            if self.__dict__[name] is not None:
+                self.__dict__[name] = _frozen(self.__dict__[name], dtype)
+        if self.states is not None:
+            self.__dict__["states"] = tuple(_frozen(s, dtype) for s in self.states)
+        self._check_weights(changed)
+        self._check_states(changed)
         if self.bitwise:
             self._check_bitwise()
-        self.kernel = None
-        self.recurrent_kernel = None
-        self.bias = None
-        self.states = None
+        self._compiled = (self.engine == "numba"
+                          and activations.code_of(self.activation) is not None
+                          and activations.code_of(self.recurrent_activation) is not None)
+        self._codes = (activations.code_of(self.activation),
+                       activations.code_of(self.recurrent_activation))
+        if self.built:
+            self._prepare_kernel_weights()
+
+    def _check_weights(self, changed):
+        """The weights are all set or all None, and have the shapes the
+        configuration asks for; the error names what was assigned."""
+        weights = {"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
+                   "bias": self.bias}
+        if all(w is None for w in weights.values()):
+            return
+        name = type(self).__name__
+        if self.kernel is None or self.recurrent_kernel is None:
+            missing = "kernel" if self.kernel is None else "recurrent_kernel"
+            raise ValueError(
+                f"`{changed}`: {name}'s weights go together and `{missing}` is None; set "
+                "them all at once with set_weights([kernel, recurrent_kernel"
+                f"{', bias' if self.use_bias else ''}]).")
+        input_dim = self.kernel.shape[0] if self.kernel.ndim == 2 else None
+        if input_dim == 0:
+            raise ValueError(
+                "`kernel` must have at least one row (one per input feature); received "
+                f"shape {self.kernel.shape}.")
+        expected = dict(zip(("kernel", "recurrent_kernel", "bias"),
+                            self._weight_shapes(input_dim)))
+        expected.setdefault("bias", None)
+        for weight, shape in expected.items():
+            got = None if weights[weight] is None else weights[weight].shape
+            if got == shape:
+                continue
+            fits = (f"{name}(units={self.units}, use_bias={self.use_bias}"
+                    + (f", reset_after={self.reset_after}" if hasattr(self, "reset_after")
+                       else "") + ")")
+            if changed in weights:
+                raise ValueError(
+                    f"`{changed}` does not fit this {fits}: `{weight}` must have "
+                    f"{'shape ' + str(shape) if shape else 'no value (None)'}; received "
+                    f"{'shape ' + str(got) if got else 'None'}.")
+            raise ValueError(
+                f"`{changed}` cannot be {getattr(self, changed)!r} on this layer: its weights "
+                f"were set for another configuration (`{weight}` has "
+                f"{'shape ' + str(got) if got else 'no value'}, a {fits} needs "
+                f"{'shape ' + str(shape) if shape else 'none'}). Build a new layer instead: "
+                f"minirnn.{name}(**{{**layer.get_config(), {changed!r}: "
+                f"{getattr(self, changed)!r}}}) and give it weights with set_weights().")
+
+    def _check_states(self, changed):
+        """Stored states (if any) are (batch, units) arrays with one batch size."""
+        if self.states is None:
+            return
+        shapes = [s.shape for s in self.states]
+        batch = shapes[0][0]
+        if any(shape != (batch, self.units) for shape in shapes):
+            raise ValueError(
+                f"`{changed}` does not fit this layer's stored `states`: they must have "
+                f"shape (batch, units) = {(batch, self.units)}; received "
+                f"{[tuple(s) for s in shapes]} (reset_state() keeps them; assign "
+                "layer.states = None to drop them).")
 
     def _check_bitwise(self):
         """bitwise=True needs float32, the kernels, modelled activations, a modelled
@@ -256,21 +470,19 @@ class _Recurrent:
                 raise ValueError(
                     f"`weights[{k}]` ({names[k]}) must have shape {shape}; "
                     f"received {array.shape}.")
-        dtype = np.dtype(self.dtype)
-        self.kernel = np.ascontiguousarray(arrays[0], dtype)
-        self.recurrent_kernel = np.ascontiguousarray(arrays[1], dtype)
-        self.bias = np.ascontiguousarray(arrays[2], dtype) if self.use_bias else None
-        self._prepare_kernel_weights()
+        self._assign(kernel=arrays[0], recurrent_kernel=arrays[1],
+                     bias=arrays[2] if self.use_bias else None)
 
     def _prepare_kernel_weights(self):
-        """Derived, contiguous copies the kernels want (override where needed)."""
+        """Derived arrays the kernels read (override where needed)."""
 
-    def _products(self):
+    def _products(self, input_dim):
         """(K, N) of each weight product per step, as Keras computes them
         (implementation=1: one product per gate block)."""
+        width = self._gates * self.units
         if self.implementation == 1:
-            return [(self.input_dim, self.units), (self.units, self.units)]
-        return [self.kernel.shape, self.recurrent_kernel.shape]
+            return [(input_dim, self.units), (self.units, self.units)]
+        return [(input_dim, width), (self.units, width)]
 
     def get_weights(self):
         """[kernel, recurrent_kernel(, bias)], copies, in Keras' layout."""
@@ -292,8 +504,13 @@ class _Recurrent:
 
     # ---- calling -------------------------------------------------------------
 
-    def _prepare(self, x, mask, initial_state):
-        """Validate and convert every input; returns (x, mask or None, states list)."""
+    def _prepare(self, x, mask, initial_state, for_kernels=True):
+        """Validate and convert every input; returns (x, mask or None, states list).
+
+        The states are fresh writable arrays (the kernels update them in place).
+        With ``for_kernels`` a bitwise layer also checks that Keras' products at
+        this batch size are modelled, so a refusal comes before any work.
+        """
         x = _numeric_array(x, "x")
         if x.ndim != 3:
             raise ValueError(
@@ -316,7 +533,7 @@ class _Recurrent:
                     f"`mask` must have shape (batch, timesteps) = {(B, T)}; "
                     f"received {mask.shape}.")
             mask = np.ascontiguousarray(mask != 0)
-        stored = self._stored_states() if self.stateful and self.states is not None else None
+        stored = self.states if self.stateful else None
         if stored is not None and stored[0].shape[0] != B:
             raise ValueError(
                 f"This layer is stateful: `x` must keep the batch size "
@@ -326,7 +543,7 @@ class _Recurrent:
         n = len(self._state_names)
         if initial_state is None:
             if stored is not None:
-                states = stored
+                states = [s.copy() for s in stored]
             else:
                 states = [np.zeros((B, self.units), dtype) for _ in range(n)]
         else:
@@ -334,13 +551,9 @@ class _Recurrent:
                 initial_state = [initial_state]
             states = self._checked_states(initial_state, "initial_state",
                                           f"for {type(self).__name__}", B)
+        if self.bitwise and for_kernels:
+            _check_bitwise_products(B, self._products(D), f"{type(self).__name__}(bitwise=True)")
         return x, mask, states
-
-    def _stored_states(self):
-        """Checked copies of a stateful layer's ``states``: the attribute is public
-        (from_keras sets it, users may too) and the kernels trust their shapes."""
-        return self._checked_states(self.states, "states",
-                                    f"of this stateful {type(self).__name__}")
 
     def _checked_states(self, values, argument, where, batch=None):
         """Copies of ``values`` ([h] or [h, c]) in the layer's dtype, each checked to
@@ -366,8 +579,7 @@ class _Recurrent:
         return checked
 
     def _use_kernels(self):
-        return (self.engine == "numba" and activations.code_of(self.activation) is not None
-                and activations.code_of(self.recurrent_activation) is not None)
+        return self._compiled
 
     def __call__(self, x, mask=None, initial_state=None, training=None):
         """Run the layer on x (B, T, D).
@@ -387,8 +599,8 @@ class _Recurrent:
         if not self.built:
             self.build(x.shape[2])
         outputs, output, states = self._forward(x, mask, states)
-        if self.stateful:
-            self.states = [s.copy() for s in states]
+        if self.stateful:  # valid by construction: stored without the checks
+            self.__dict__["states"] = tuple(_frozen(s, x.dtype) for s in states)
         result = outputs if self.return_sequences else output
         if self.return_state:
             return [result, *states]
@@ -397,9 +609,7 @@ class _Recurrent:
     def _forward(self, x, mask, states):
         """(all outputs or None, last output, final states) for validated inputs."""
         B, T, _ = x.shape
-        if self.bitwise:
-            self._check_bitwise()  # again: the attributes are public and may have changed
-        if not self._use_kernels():
+        if not self._compiled:
             outputs, states, _ = equations.run(
                 self._step_function(), x, states, mask, self.go_backwards,
                 self.zero_output_for_mask)
@@ -413,7 +623,6 @@ class _Recurrent:
         use_mask = mask is not None
         mask = mask if use_mask else _NO_MASK
         if self.bitwise:
-            _check_bitwise_products(B, self._products(), f"{type(self).__name__}(bitwise=True)")
             with exact.flush_denormals():
                 self._kernel_run(x, states, mask, use_mask, outputs, output)
         else:
@@ -430,7 +639,7 @@ class _Recurrent:
         stateful layer starts from its stored states, which the trace leaves as
         they are.
         """
-        x, mask, states = self._prepare(x, mask, initial_state)
+        x, mask, states = self._prepare(x, mask, initial_state, for_kernels=False)
         if not self.built:
             self.build(x.shape[2])
         _, _, record = equations.run(
@@ -444,8 +653,9 @@ _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without 
 
 def _no_bias(size, dtype):
     """The bias the kernels add for a layer without one: -0.0, for which x + b is x
-    bit for bit (+0.0 would turn a -0 sum into +0, where Keras adds nothing)."""
-    return np.full(size, -0.0, dtype)
+    bit for bit (+0.0 would turn a -0 sum into +0, where Keras adds nothing).
+    Read-only like the stored weights (one compiled signature for both)."""
+    return _frozen(np.full(size, -0.0, dtype), np.dtype(dtype))
 
 
 def _orthogonal(rng, rows, cols):
@@ -487,20 +697,26 @@ class LSTM(_Recurrent):
             (so does minirnn). The results differ in rounding only.
         dropout, recurrent_dropout, unroll, use_cudnn, initializers, regularizers,
             constraints: accepted, no effect at inference.
+
+    Every argument is also an attribute that may be assigned later (checked at
+    once; the weights fix units and use_bias), as are ``kernel``,
+    ``recurrent_kernel``, ``bias`` (read-only arrays) and ``states``.
     """
 
     _gates = 4
     _state_names = ("h", "c")
     _trace_names = ("i", "f", "g", "o", "c", "h")
 
+    _checks = {**_Recurrent._checks, "unit_forget_bias": _plain(_check_bool)}
+
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, zero_output_for_mask=False,
                  dtype="float32", unit_forget_bias=True, **kwargs):
+        self.unit_forget_bias = unit_forget_bias
         super().__init__(units, activation, recurrent_activation, use_bias, return_sequences,
                          return_state, go_backwards, stateful, zero_output_for_mask, dtype,
                          **kwargs)
-        self.unit_forget_bias = _check_bool(unit_forget_bias, "unit_forget_bias")
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
@@ -522,14 +738,15 @@ class LSTM(_Recurrent):
 
     def _prepare_kernel_weights(self):
         self._b = self.bias if self.use_bias else _no_bias(4 * self.units, self.dtype)
+        self._bias_first = self.use_bias and self.implementation == 1
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         h, c = states
+        act, rec_act = self._codes
         kernels.lstm_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            activations.code_of(self.activation), activations.code_of(self.recurrent_activation),
-            outputs, output, self.use_bias and self.implementation == 1, self.bitwise)
+            act, rec_act, outputs, output, self._bias_first, self.bitwise)
 
 
 class GRU(_Recurrent):
@@ -543,20 +760,22 @@ class GRU(_Recurrent):
         reset_after: apply the reset gate after the recurrent product (Keras' and
             cuDNN's default, True) or before it (the original GRU, False).
         Other arguments as :class:`LSTM` (without unit_forget_bias); return_state
-        gives [output, h].
+        gives [output, h]. With a bias, the weights fix reset_after too.
     """
 
     _gates = 3
     _trace_names = ("z", "r", "hh", "h")
 
+    _checks = {**_Recurrent._checks, "reset_after": _plain(_check_bool)}
+
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, zero_output_for_mask=False,
                  dtype="float32", reset_after=True, **kwargs):
+        self.reset_after = reset_after
         super().__init__(units, activation, recurrent_activation, use_bias, return_sequences,
                          return_state, go_backwards, stateful, zero_output_for_mask, dtype,
                          **kwargs)
-        self.reset_after = _check_bool(reset_after, "reset_after")
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
@@ -564,23 +783,24 @@ class GRU(_Recurrent):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def _products(self):
+    def _products(self, input_dim):
         if self.reset_after or self.implementation == 1:
-            return super()._products()
-        return [self.kernel.shape, self._u.shape, self._u_h.shape]
+            return super()._products(input_dim)
+        M = self.units
+        return [(input_dim, 3 * M), (M, 2 * M), (M, M)]
 
     def _prepare_kernel_weights(self):
-        M = self.units
+        M, dtype = self.units, np.dtype(self.dtype)
         if self.reset_after:
-            self._u, self._u_h = self.recurrent_kernel, np.zeros((1, 1), self.dtype)
+            self._u, self._u_h = self.recurrent_kernel, _frozen(np.zeros((1, 1)), dtype)
         else:
-            self._u = np.ascontiguousarray(self.recurrent_kernel[:, :2 * M])
-            self._u_h = np.ascontiguousarray(self.recurrent_kernel[:, 2 * M:])
-        zeros = _no_bias(3 * M, self.dtype)
+            self._u = _frozen(self.recurrent_kernel[:, :2 * M], dtype)
+            self._u_h = _frozen(self.recurrent_kernel[:, 2 * M:], dtype)
+        zeros = _no_bias(3 * M, dtype)
         if not self.use_bias:
             self._b_in, self._b_rec = zeros, zeros
         elif self.reset_after:
-            self._b_in, self._b_rec = self.bias[0].copy(), self.bias[1].copy()
+            self._b_in, self._b_rec = self.bias[0], self.bias[1]
         else:
             self._b_in, self._b_rec = self.bias, zeros
 
@@ -594,11 +814,11 @@ class GRU(_Recurrent):
         return step
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
+        act, rec_act = self._codes
         kernels.gru_sequence(
             x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
-            self.return_sequences, activations.code_of(self.activation),
-            activations.code_of(self.recurrent_activation), outputs, output, self.bitwise)
+            self.return_sequences, act, rec_act, outputs, output, self.bitwise)
 
 
 class SimpleRNN(_Recurrent):
@@ -622,8 +842,12 @@ class SimpleRNN(_Recurrent):
                          return_state, go_backwards, stateful, zero_output_for_mask, dtype,
                          **kwargs)
 
-    def _use_kernels(self):
-        return self.engine == "numba" and activations.code_of(self.activation) is not None
+    def _configure(self, changed):
+        if changed == "recurrent_activation":
+            raise ValueError(
+                "`recurrent_activation`: a SimpleRNN has no gates, only `activation` "
+                "(as in Keras); it stays 'sigmoid' and is not used.")
+        super()._configure(changed)
 
     def _step_function(self):
         act = activations.get(self.activation)
@@ -640,7 +864,7 @@ class SimpleRNN(_Recurrent):
         kernels.simple_rnn_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            activations.code_of(self.activation), outputs, output, self.bitwise)
+            self._codes[0], outputs, output, self.bitwise)
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -663,7 +887,19 @@ def _with_bitwise(layer, bitwise):
     return copy
 
 
-class Bidirectional:
+def _recurrent_setting(layer, value, name):
+    if not isinstance(value, _Recurrent):
+        raise TypeError(
+            f"`{name}` must be a minirnn LSTM, GRU or SimpleRNN; received "
+            f"{type(value).__name__}.")
+    return value
+
+
+def _merge_mode_setting(layer, value, name):
+    return _check_choice(value, _MERGE_MODES, name)
+
+
+class Bidirectional(_Configurable):
     """Bidirectional wrapper, Keras 3's ``keras.layers.Bidirectional`` for inference.
 
     The forward layer is a copy of ``layer`` (with its weights, if it has any); the
@@ -693,75 +929,119 @@ class Bidirectional:
     Calling returns the merged output, or with return_state the list
     [output, *forward_states, *backward_states] ([forward, backward, *states] with
     merge_mode None). initial_state is split in half: forward first.
+
+    ``merge_mode``, ``dtype``, ``forward_layer`` and ``backward_layer`` may be
+    assigned later (checked at once). ``return_sequences``, ``return_state``,
+    ``stateful`` and ``bitwise`` are the two layers': assigning one sets both.
+    Since the two layers can also be changed through references of their own,
+    each call checks again that they still make a pair.
     """
+
+    _checks = {
+        "merge_mode": _merge_mode_setting,
+        "dtype": _dtype_setting,  # of the merged output
+        "forward_layer": _recurrent_setting,
+        "backward_layer": _recurrent_setting,
+    }
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, dtype=None,
                  bitwise=None, **kwargs):
         unknown = sorted(set(kwargs) - {"name", "trainable", "weights"})
         if unknown:
             raise TypeError(f"Bidirectional got unexpected keyword argument(s) {unknown}.")
-        if not isinstance(layer, _Recurrent):
-            raise TypeError(
-                "`layer` must be a minirnn LSTM, GRU or SimpleRNN; received "
-                f"{type(layer).__name__}.")
-        if backward_layer is not None and not isinstance(backward_layer, _Recurrent):
-            raise TypeError(
-                "`backward_layer` must be a minirnn LSTM, GRU or SimpleRNN or None; "
-                f"received {type(backward_layer).__name__}.")
-        if merge_mode not in _MERGE_MODES:
-            raise ValueError(
-                f"`merge_mode` must be one of {_MERGE_MODES}; received {merge_mode!r}.")
+        _recurrent_setting(self, layer, "layer")
+        if backward_layer is not None:
+            _recurrent_setting(self, backward_layer, "backward_layer")
         self.merge_mode = merge_mode
         self.forward_layer = _copy_layer(layer)
         if layer.built:
             self.forward_layer.set_weights(layer.get_weights())
         if backward_layer is None:
             seed = None if layer.seed is None else layer.seed + 1
-            self.backward_layer = _copy_layer(layer, go_backwards=True, seed=seed)
-        else:
-            self.backward_layer = backward_layer
-        for attribute in ("stateful", "return_sequences", "return_state"):
-            forward = getattr(self.forward_layer, attribute)
-            backward = getattr(self.backward_layer, attribute)
-            if forward != backward:
-                raise ValueError(
-                    f"`backward_layer` must have the same {attribute} as `layer`: "
-                    f"expected {forward}; received {backward}.")
-        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
-            raise ValueError(
-                "The forward and backward layers must have different `go_backwards`: "
-                f"expected backward go_backwards={not self.forward_layer.go_backwards}; "
-                f"received {self.backward_layer.go_backwards}.")
-        if self.forward_layer.dtype != self.backward_layer.dtype:
-            raise ValueError(
-                f"`backward_layer` must have dtype {self.forward_layer.dtype!r}; received "
-                f"{self.backward_layer.dtype!r}.")
-        if merge_mode in ("sum", "mul", "ave") and \
-                self.forward_layer.units != self.backward_layer.units:
-            raise ValueError(
-                f"merge_mode={merge_mode!r} adds or multiplies the two outputs: `backward_layer` "
-                f"must have {self.forward_layer.units} units like `layer`; received "
-                f"{self.backward_layer.units}.")
+            backward_layer = _copy_layer(layer, go_backwards=True, seed=seed)
+        self.backward_layer = backward_layer
+        self.dtype = layer.dtype if dtype is None else dtype
+        self._check_pair("backward_layer", zero_output_for_mask=False)
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = sub.return_sequences
-        self.return_sequences = layer.return_sequences
-        self.return_state = layer.return_state
-        self.stateful = layer.stateful
-        self.dtype = layer.dtype if dtype is None else np.dtype(_check_dtype(dtype)).name
         if bitwise is not None:
             bitwise = _check_bool(bitwise, "bitwise")
             self.forward_layer = _with_bitwise(self.forward_layer, bitwise)
             self.backward_layer = _with_bitwise(self.backward_layer, bitwise)
-        if self.forward_layer.bitwise != self.backward_layer.bitwise:
+        self._ready = True
+        self._configure("backward_layer")
+
+    def _configure(self, changed):
+        self._check_pair(changed)
+
+    def _check_pair(self, changed, zero_output_for_mask=True):
+        """Raise unless the two layers make a pair Keras would build (``changed``:
+        what was assigned, for the message)."""
+        forward, backward = self.forward_layer, self.backward_layer
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            if getattr(forward, attribute) != getattr(backward, attribute):
+                raise ValueError(
+                    f"`backward_layer` must have the same {attribute} as `layer`: "
+                    f"expected {getattr(forward, attribute)}; received "
+                    f"{getattr(backward, attribute)} (after `{changed}` was set; assign "
+                    f"Bidirectional.{attribute} to change both).")
+        if forward.go_backwards == backward.go_backwards:
+            raise ValueError(
+                "The forward and backward layers must have different `go_backwards`: "
+                f"expected backward go_backwards={not forward.go_backwards}; "
+                f"received {backward.go_backwards}.")
+        if forward.dtype != backward.dtype:
+            raise ValueError(
+                f"`backward_layer` must have dtype {forward.dtype!r}; received "
+                f"{backward.dtype!r}.")
+        if self.merge_mode in ("sum", "mul", "ave") and forward.units != backward.units:
+            raise ValueError(
+                f"merge_mode={self.merge_mode!r} adds or multiplies the two outputs: "
+                f"`backward_layer` must have {forward.units} units like `layer`; received "
+                f"{backward.units}.")
+        if zero_output_for_mask:
+            for direction, sub in (("forward", forward), ("backward", backward)):
+                if sub.zero_output_for_mask != sub.return_sequences:
+                    raise ValueError(
+                        f"The {direction} layer's `zero_output_for_mask` must equal its "
+                        f"return_sequences ({sub.return_sequences}), as Keras' "
+                        f"Bidirectional sets it; received {sub.zero_output_for_mask}.")
+        if forward.bitwise != backward.bitwise:
             raise ValueError(
                 f"`backward_layer` must have the same bitwise as `layer`: expected "
-                f"{self.forward_layer.bitwise}; received {self.backward_layer.bitwise} "
-                "(or pass bitwise= to Bidirectional).")
-        self.bitwise = self.forward_layer.bitwise
-        if self.bitwise and self.dtype != "float32":
+                f"{forward.bitwise}; received {backward.bitwise} "
+                "(or pass bitwise= to Bidirectional, or assign Bidirectional.bitwise).")
+        if forward.bitwise and self.dtype != "float32":
             raise ValueError(
                 "Bidirectional(bitwise=True) merges in float32 as Keras does: `dtype` must "
                 f"be 'float32' or None; received {self.dtype!r}.")
+
+    def _both(self, attribute, value):
+        """Assign ``attribute`` on both layers, or on neither if either refuses."""
+        forward, backward = self.forward_layer, self.backward_layer
+        old = (getattr(forward, attribute), getattr(backward, attribute))
+        try:
+            setattr(forward, attribute, value)
+            setattr(backward, attribute, value)
+            if attribute == "return_sequences":
+                forward.zero_output_for_mask = backward.zero_output_for_mask = \
+                    forward.return_sequences
+            self._check_pair(attribute)
+        except BaseException:
+            setattr(forward, attribute, old[0])
+            setattr(backward, attribute, old[1])
+            if attribute == "return_sequences":
+                forward.zero_output_for_mask, backward.zero_output_for_mask = old
+            raise
+
+    return_sequences = property(lambda self: self.forward_layer.return_sequences,
+                                lambda self, value: self._both("return_sequences", value))
+    return_state = property(lambda self: self.forward_layer.return_state,
+                            lambda self, value: self._both("return_state", value))
+    stateful = property(lambda self: self.forward_layer.stateful,
+                        lambda self, value: self._both("stateful", value))
+    bitwise = property(lambda self: self.forward_layer.bitwise,
+                       lambda self, value: self._both("bitwise", value))
 
     def __repr__(self):
         return (f"Bidirectional({self.forward_layer!r}, merge_mode={self.merge_mode!r}, "
@@ -819,8 +1099,9 @@ class Bidirectional:
 
     def __call__(self, x, mask=None, initial_state=None, training=None):
         """Run both directions and merge; arguments as the wrapped layer's call."""
+        self._check_pair("a layer's attribute")
         forward_state, backward_state = self._split_initial_state(initial_state)
-        # Validate both before running either, so a bad input leaves no partial state.
+        # Validate both before running either, so a refused call leaves no partial state.
         x_checked, mask_checked, _ = self.forward_layer._prepare(x, mask, forward_state)
         self.backward_layer._prepare(x_checked, mask_checked, backward_state)
         y = self.forward_layer(x_checked, mask_checked, forward_state)
@@ -857,6 +1138,7 @@ class Bidirectional:
 
     def trace(self, x, mask=None, initial_state=None):
         """{"forward": trace, "backward": trace} of the two layers (processing order)."""
+        self._check_pair("a layer's attribute")
         forward_state, backward_state = self._split_initial_state(initial_state)
         return {"forward": self.forward_layer.trace(x, mask, forward_state),
                 "backward": self.backward_layer.trace(x, mask, backward_state)}

@@ -211,12 +211,16 @@ def test_from_keras_refuses_non_layers():
     ("GRU", [np.array([["a"] * 3] * 2)], r"`states \(h\)` must hold real numbers"),
 ])
 def test_bad_stored_states(kind, states, pattern):
-    """A stateful layer's public ``states`` are checked before the kernels trust them."""
+    """A stateful layer's public ``states`` are checked when assigned, and a refused
+    assignment leaves the stored states as they were."""
     stateful = layer(kind, stateful=True)
     stateful(X[:, :, :5])
-    stateful.states = states
+    before = [s.copy() for s in stateful.states]
     with pytest.raises((ValueError, TypeError), match=pattern):
-        stateful(X)
+        stateful.states = states
+    for a, b in zip(before, stateful.states, strict=True):
+        np.testing.assert_array_equal(a, b)
+    stateful(X)
 
 
 def test_stored_states_of_another_dtype_are_cast():
