@@ -435,19 +435,25 @@ def test_bitwise_argument_errors(make, match):
 
 
 @needs_platform
-def test_settings_are_checked_again_at_call():
+def test_settings_changed_after_construction_are_checked():
+    """Refused when assigned (the layer keeps its settings), not at the next call."""
     layer = minirnn.LSTM(3, bitwise=True, seed=0)
-    layer.engine = "numpy"
     with pytest.raises(ValueError, match=r"`engine` must be 'numba'; received 'numpy'"):
-        layer(np.ones((2, 3, 2), np.float32))
-    layer.engine, layer.activation = "numba", "elu"
+        layer.engine = "numpy"
+    assert layer.engine == "numba"
     with pytest.raises(ValueError, match=r"received 'elu'"):
-        layer(np.ones((2, 3, 2), np.float32))
+        layer.activation = "elu"
+    assert layer.activation == "tanh"
+    layer(np.ones((2, 3, 2), np.float32))
     plain = minirnn.LSTM(3, seed=0)
     plain.bitwise = True  # switched on after construction: checked too
-    plain.dtype = "float64"
     with pytest.raises(ValueError, match=r"`dtype` must be 'float32'"):
-        plain(np.ones((2, 3, 2)))
+        plain.dtype = "float64"
+    assert plain.dtype == "float32"
+    float64 = minirnn.LSTM(3, seed=0, dtype="float64")
+    with pytest.raises(ValueError, match=r"`dtype` must be 'float32'"):
+        float64.bitwise = True
+    assert float64.bitwise is False
 
 
 def test_bitwise_type_error():
