@@ -13,10 +13,14 @@ Each kernel runs a whole sequence compiled, and computes what the matching step 
 3. One fused pass per step over the gate pre-activations: bias, activations,
    state update, mask, output write; no temporaries.
 
-Masks and go_backwards are handled inside. Matrix products go through Numba's
-``np.dot`` (SciPy's BLAS). Arguments are not validated here: callers
-(:mod:`minirnn.layers`) check every shape and dtype before calling, because an
-out-of-bounds index in compiled code is not caught.
+Masks and go_backwards are handled inside. In float32 the matrix products use the
+weights packed once by the layer (:mod:`minirnn.gemm`); in float64 they go
+through Numba's ``np.dot`` (SciPy's BLAS); in the bitwise mode through
+:mod:`minirnn.exact`. The callers (:mod:`minirnn.layers`) check every shape and
+dtype before calling, with messages naming the argument; the kernels check the
+shapes again and raise ValueError rather than index out of bounds. They release
+the GIL, so a layer can run slices of its batch on several threads (every row of
+a batch is independent).
 
 Activations are passed as integer codes (see ``minirnn.activations.ELEMENTWISE``).
 """
@@ -72,6 +76,7 @@ from numba.core.registry import cpu_target  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
 from . import exact as _exact  # noqa: E402
+from . import gemm as _gemm  # noqa: E402
 
 # Numba loads its NumPy typing and lowering registries on the first compiled call
 # (about 0.2-0.5 s), even when every kernel comes from the cache. Loading them here,
@@ -339,17 +344,45 @@ def _chunk_steps(B, T, width):
     return max(1, min(T, _CHUNK_ELEMENTS // max(1, B * width)))
 
 
+def _packed_product(a, panels, out):
+    """out = a @ W from W's packed panels (minirnn.gemm; float32 only)."""
+
+
+@overload(_packed_product)
+def _packed_product_overload(a, panels, out):
+    if a.dtype == types.float32:
+        return lambda a, panels, out: _gemm.matmul(a, panels, out)
+    return lambda a, panels, out: None  # float64 weights are never packed
+
+
 @njit(cache=True, error_model="numpy")
-def _product(a, b, out, exact, rows_per_product):
-    """out = a @ b: BLAS, or with exact, summed in oneDNN's order (minirnn.exact)."""
+def _product(a, b, panels, out, exact, rows_per_product):
+    """out = a @ b: with exact, summed in oneDNN's order (minirnn.exact); else from
+    b's packed panels where the layer packed them (minirnn.gemm); else BLAS."""
     if exact:
         _exact.matmul(a, b, out, rows_per_product)
+    elif panels.shape[0] > 0:
+        _packed_product(a, panels, out)
     else:
         np.dot(a, b, out)
 
 
 @njit(cache=True, error_model="numpy")
-def _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact):
+def _width(b, panels):
+    """Row length of a product's output: b's columns, or whole panels when packed."""
+    return panels.shape[0] * _gemm.PANEL if panels.shape[0] > 0 else b.shape[1]
+
+
+@njit(cache=True, error_model="numpy")
+def _check_panels(b, panels):
+    """Packed panels (if any) must hold b: K rows, at least b's columns."""
+    if panels.shape[0] > 0 and (panels.shape[1] != b.shape[0]
+                                or panels.shape[0] * _gemm.PANEL < b.shape[1]):
+        raise ValueError("sequence kernel: the packed panels do not fit their weights")
+
+
+@njit(cache=True, error_model="numpy")
+def _project_chunk(x, kernel, panels, s0, n, go_backwards, scratch, xw, exact):
     """xw[:n*B] = x @ W for processing steps s0 .. s0+n-1, time-major: row s*B + b.
 
     Both buffers are allocated once per call of a sequence kernel and reused by
@@ -361,7 +394,7 @@ def _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact):
         t = T - 1 - (s0 + s) if go_backwards else s0 + s
         for b in range(B):
             scratch[s * B + b, :] = x[b, t, :]
-    _product(scratch[: n * B], kernel, xw[: n * B], exact, B)
+    _product(scratch[: n * B], kernel, panels, xw[: n * B], exact, B)
 
 
 @njit(cache=True, error_model="numpy")
@@ -481,10 +514,10 @@ def _check_operands(x, kernel, width, recurrent_kernel, recurrent_width, h, mask
         raise ValueError("sequence kernel: the outputs do not fit x")
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
-                  bias_first, exact):
+                  bias_first, exact, kernel_panels, recurrent_panels):
     """Run an LSTM over x (B, T, D); see equations.lstm_step for the maths.
 
     h, c (B, M): initial states, overwritten with the final states.
@@ -494,6 +527,8 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     bias_first: Keras' implementation=1 order, z = (x W + b) + h U.
     exact: float32 only, products and activations as TensorFlow's CPU computes them
     (minirnn.exact); the caller sets the denormal flags.
+    kernel_panels, recurrent_panels: W and U packed by minirnn.gemm.pack (float32),
+    or arrays with no panels: then the products go through BLAS.
 
     Per step and batch row, the pre-activations z = (x W + h U) + b are formed in
     place of h U, the gate blocks i, f, g, o are activated one by one, then
@@ -505,19 +540,21 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     output, return_sequences)
     if bias.shape[0] != 4 * M or c.shape[0] != B or c.shape[1] != M:
         raise ValueError("lstm_sequence: the bias or c does not fit")
+    _check_panels(kernel, kernel_panels)
+    _check_panels(recurrent_kernel, recurrent_panels)
     steps = _chunk_steps(B, T, max(D, 4 * M))
     scratch = np.empty((steps * B, D), x.dtype)
-    xw = np.empty((steps * B, 4 * M), x.dtype)
-    z = np.empty((B, 4 * M), x.dtype)
+    xw = np.empty((steps * B, _width(kernel, kernel_panels)), x.dtype)
+    z = np.empty((B, _width(recurrent_kernel, recurrent_panels)), x.dtype)
     phi_c = np.empty(M, x.dtype)
     size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
+        _project_chunk(x, kernel, kernel_panels, s0, n, go_backwards, scratch, xw, exact)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            _product(h, recurrent_kernel, z, exact, B)
+            _product(h, recurrent_kernel, recurrent_panels, z, exact, B)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
@@ -546,17 +583,19 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     outputs[b, step, :] = output[b, :]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
                  reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
-                 return_sequences, act, rec_act, outputs, output, exact):
+                 return_sequences, act, rec_act, outputs, output, exact, kernel_panels,
+                 recurrent_panels, recurrent_h_panels):
     """Run a GRU over x (B, T, D); see equations.gru_step for the maths.
 
     reset_after=True: recurrent_kernel is U (M, 3M), recurrent_kernel_h unused,
     input_bias = b[0], recurrent_bias = b[1].
     reset_after=False: recurrent_kernel is U[:, :2M], recurrent_kernel_h is U[:, 2M:],
     input_bias = b, recurrent_bias unused.
-    Biases are zeros when the layer has none. Other arguments as lstm_sequence.
+    Biases are zeros when the layer has none. recurrent_h_panels: U_h packed, or no
+    panels. Other arguments as lstm_sequence.
     """
     B, T, D = x.shape
     M = h.shape[1]
@@ -567,24 +606,27 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
             or (not reset_after and (recurrent_kernel_h.shape[0] != M
                                      or recurrent_kernel_h.shape[1] != M))):
         raise ValueError("gru_sequence: the kernel, biases or recurrent_kernel_h do not fit")
+    _check_panels(kernel, kernel_panels)
+    _check_panels(recurrent_kernel, recurrent_panels)
+    _check_panels(recurrent_kernel_h, recurrent_h_panels)
     one = typed(h[0, 0], 1.0)
     steps = _chunk_steps(B, T, max(D, 3 * M))
     scratch = np.empty((steps * B, D), x.dtype)
-    xw = np.empty((steps * B, 3 * M), x.dtype)
-    u = np.empty((B, recurrent_kernel.shape[1]), x.dtype)   # h U (+ b[1])
+    xw = np.empty((steps * B, _width(kernel, kernel_panels)), x.dtype)
+    u = np.empty((B, _width(recurrent_kernel, recurrent_panels)), x.dtype)  # h U (+ b[1])
     zr = np.empty((B, 2 * M), x.dtype)                        # z and r gates
     hh = np.empty(M, x.dtype)                                 # candidate
     rh = np.empty((B, M), x.dtype)                            # r * h (reset_after=False)
-    rhu = np.empty((B, M), x.dtype)                           # (r * h) U_h
+    rhu = np.empty((B, _width(recurrent_kernel_h, recurrent_h_panels)), x.dtype)  # (r*h) U_h
     b_in_h = input_bias[2 * M:]
     size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
+        _project_chunk(x, kernel, kernel_panels, s0, n, go_backwards, scratch, xw, exact)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            _product(h, recurrent_kernel, u, exact, B)
+            _product(h, recurrent_kernel, recurrent_panels, u, exact, B)
             for b in range(B):
                 ub, zrb, xwb = u[b], zr[b], xw[s * B + b]
                 if reset_after:
@@ -599,7 +641,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                     for j in range(M):
                         rhb[j] = r[j] * hb[j]
             if not reset_after:
-                _product(rh, recurrent_kernel_h, rhu, exact, B)
+                _product(rh, recurrent_kernel_h, recurrent_h_panels, rhu, exact, B)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
@@ -623,9 +665,10 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                     outputs[b, step, :] = output[b, :]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go_backwards,
-                        zero_output_for_mask, return_sequences, act, outputs, output, exact):
+                        zero_output_for_mask, return_sequences, act, outputs, output, exact,
+                        kernel_panels, recurrent_panels):
     """Run a SimpleRNN over x (B, T, D); see equations.simple_rnn_step for the maths.
 
     Arguments as lstm_sequence; bias (M,) is zeros when the layer has none.
@@ -636,18 +679,20 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     return_sequences)
     if bias.shape[0] != M:
         raise ValueError("simple_rnn_sequence: the bias does not fit")
+    _check_panels(kernel, kernel_panels)
+    _check_panels(recurrent_kernel, recurrent_panels)
     steps = _chunk_steps(B, T, max(D, M))
     scratch = np.empty((steps * B, D), x.dtype)
-    xw = np.empty((steps * B, M), x.dtype)
-    z = np.empty((B, M), x.dtype)
+    xw = np.empty((steps * B, _width(kernel, kernel_panels)), x.dtype)
+    z = np.empty((B, _width(recurrent_kernel, recurrent_panels)), x.dtype)
     size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
-        _project_chunk(x, kernel, s0, n, go_backwards, scratch, xw, exact)
+        _project_chunk(x, kernel, kernel_panels, s0, n, go_backwards, scratch, xw, exact)
         for s in range(n):
             step = s0 + s
             t = T - 1 - step if go_backwards else step
-            _product(h, recurrent_kernel, z, exact, B)
+            _product(h, recurrent_kernel, recurrent_panels, z, exact, B)
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
@@ -656,8 +701,8 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     zb, xwb = z[b], xw[s * B + b]
                     for j in range(M):
                         zb[j] = (xwb[j] + bias[j]) + zb[j]
-                    activate_gate(act, zb, b * M, size, exact)
-                    h[b, :] = zb
-                    output[b, :] = zb
+                    activate_gate(act, zb[:M], b * M, size, exact)
+                    h[b, :] = zb[:M]
+                    output[b, :] = zb[:M]
                 if return_sequences:
                     outputs[b, step, :] = output[b, :]

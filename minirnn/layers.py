@@ -16,16 +16,19 @@ at once, so a call never meets an inconsistent layer and never pays for the
 checks. See :class:`_Configurable`.
 """
 
+import concurrent.futures
 import numbers
+import os
+import threading
 
 import numpy as np
 
-from . import activations, equations, exact, kernels
+from . import activations, equations, exact, gemm, kernels
 from .bitwise import ACTIVATIONS as _BITWISE_ACTIVATIONS
 from .bitwise import check_products as _check_bitwise_products
 from .bitwise import require as _require_bitwise
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
+__all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "set_num_threads", "get_num_threads"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _ENGINES = ("numba", "numpy")
@@ -476,6 +479,13 @@ class _Recurrent(_Configurable):
     def _prepare_kernel_weights(self):
         """Derived arrays the kernels read (override where needed)."""
 
+    def _packed(self, weights):
+        """``weights`` packed for minirnn.gemm where the kernels use it (float32, not
+        bitwise: the bitwise mode sums as oneDNN does, float64 goes through BLAS)."""
+        if self.dtype != "float32" or self.bitwise:
+            return _NO_PANELS
+        return gemm.pack(weights)
+
     def _products(self, input_dim):
         """(K, N) of each weight product per step, as Keras computes them
         (implementation=1: one product per gate block)."""
@@ -625,9 +635,38 @@ class _Recurrent(_Configurable):
         if self.bitwise:
             with exact.flush_denormals():
                 self._kernel_run(x, states, mask, use_mask, outputs, output)
+        elif self._split(B, T):
+            self._run_slices(x, states, mask, use_mask, outputs, output)
         else:
             self._kernel_run(x, states, mask, use_mask, outputs, output)
         return (outputs if self.return_sequences else None), output, states
+
+    def _split(self, B, T):
+        """Whether this call runs slices of its batch on several threads."""
+        if B < 2 or self._panels[0] is _NO_PANELS or get_num_threads() < 2:
+            return False
+        D, width = self.kernel.shape
+        return 2.0 * B * T * width * (D + self.units) >= _SPLIT_FLOPS
+
+    def _run_slices(self, x, states, mask, use_mask, outputs, output):
+        """The kernels on slices of the batch: the calling thread runs the first,
+        the pool the others; every slice writes its own rows only."""
+        def run(rows):
+            self._kernel_run(x[rows], [s[rows] for s in states],
+                             mask[rows] if use_mask else mask, use_mask,
+                             outputs[rows] if self.return_sequences else outputs,
+                             output[rows])
+
+        threads = get_num_threads()
+        first, *others = _batch_slices(x.shape[0], threads)
+        futures = [_worker_pool(threads).submit(run, rows) for rows in others]
+        try:
+            run(first)
+        finally:
+            errors = [f.exception() for f in futures]  # waits for every slice
+        for error in errors:
+            if error is not None:
+                raise error
 
     def trace(self, x, mask=None, initial_state=None):
         """Every gate and state at every step, from the readable equations.
@@ -648,7 +687,77 @@ class _Recurrent(_Configurable):
         return {name: record[name] for name in self._trace_names}
 
 
+# ---- threads: slices of the batch ------------------------------------------------
+#
+# Every row of a batch runs its own recurrence, so a float32 layer with a large
+# enough batch runs the whole sequence on slices of the batch, one per thread, with
+# no synchronisation per step (ONNX Runtime's LSTM does the same). The kernels
+# release the GIL. The calling thread runs the first slice; the others go to a
+# small pool whose idle threads wait on a queue (they never spin), so nothing
+# keeps a core busy between calls.
+
+_SPLIT_FLOPS = 2e7  # below this much work per call a slice is not worth a hand-off
+_threads = None     # set_num_threads; None: NUMBA_NUM_THREADS, as Numba's own default
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def set_num_threads(n):
+    """Use at most ``n`` threads per layer call (1: the calling thread only).
+
+    The default is Numba's NUMBA_NUM_THREADS (the number of CPUs unless that
+    variable says otherwise). Only float32 layers with at least two batch rows and
+    enough work split their batch; results do not depend on the split.
+    """
+    global _threads
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"`n` must be a positive integer; received {n!r}.")
+    _threads = int(n)
+
+
+def get_num_threads():
+    """The most threads a layer call uses (see :func:`set_num_threads`)."""
+    if _threads is not None:
+        return _threads
+    from numba.core import config  # reading the setting starts no thread pool
+    return max(1, int(config.NUMBA_NUM_THREADS))
+
+
+def _worker_pool(threads):
+    """The shared pool with ``threads - 1`` workers (made again after a fork)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != threads - 1:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=threads - 1, thread_name_prefix="minirnn")
+        return _pool
+
+
+def _forget_pool():
+    """After fork: the child has none of the parent's threads."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _batch_slices(batch, threads):
+    """Near-equal slices of the batch, one per thread, in whole tiles of 8 rows
+    where the batch allows (minirnn.gemm's widest tile)."""
+    parts = min(threads, batch)
+    unit = 8 if batch >= 8 * parts else 1
+    blocks = -(-batch // unit)
+    bounds = [min(batch, unit * (blocks * k // parts)) for k in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
+_NO_PANELS = np.zeros((0, 1, gemm.PANEL), np.float32)  # "not packed": BLAS or exact products
+_NO_PANELS.setflags(write=False)
 
 
 def _no_bias(size, dtype):
@@ -739,6 +848,7 @@ class LSTM(_Recurrent):
     def _prepare_kernel_weights(self):
         self._b = self.bias if self.use_bias else _no_bias(4 * self.units, self.dtype)
         self._bias_first = self.use_bias and self.implementation == 1
+        self._panels = (self._packed(self.kernel), self._packed(self.recurrent_kernel))
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         h, c = states
@@ -746,7 +856,7 @@ class LSTM(_Recurrent):
         kernels.lstm_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            act, rec_act, outputs, output, self._bias_first, self.bitwise)
+            act, rec_act, outputs, output, self._bias_first, self.bitwise, *self._panels)
 
 
 class GRU(_Recurrent):
@@ -803,6 +913,8 @@ class GRU(_Recurrent):
             self._b_in, self._b_rec = self.bias[0], self.bias[1]
         else:
             self._b_in, self._b_rec = self.bias, zeros
+        self._panels = (self._packed(self.kernel), self._packed(self._u),
+                        self._packed(self._u_h) if not self.reset_after else _NO_PANELS)
 
     def _step_function(self):
         act = activations.get(self.activation)
@@ -818,7 +930,7 @@ class GRU(_Recurrent):
         kernels.gru_sequence(
             x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
-            self.return_sequences, act, rec_act, outputs, output, self.bitwise)
+            self.return_sequences, act, rec_act, outputs, output, self.bitwise, *self._panels)
 
 
 class SimpleRNN(_Recurrent):
@@ -859,12 +971,13 @@ class SimpleRNN(_Recurrent):
 
     def _prepare_kernel_weights(self):
         self._b = self.bias if self.use_bias else _no_bias(self.units, self.dtype)
+        self._panels = (self._packed(self.kernel), self._packed(self.recurrent_kernel))
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         kernels.simple_rnn_sequence(
             x, self.kernel, self.recurrent_kernel, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            self._codes[0], outputs, output, self.bitwise)
+            self._codes[0], outputs, output, self.bitwise, *self._panels)
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)

@@ -465,7 +465,10 @@ def refused(label, action):
     try:
         action()
     except (ValueError, TypeError, RuntimeError) as error:
-        print("refused", label, type(error).__name__)
+        # The compiled code's own checks raise ValueError; a TypeError there would
+        # mean the call never reached them (a wrong signature).
+        print("refused", label, "ValueError" if isinstance(error, ValueError)
+              else type(error).__name__)
     else:
         print("accepted", label)
 
@@ -488,38 +491,58 @@ for bitwise in ({bitwise_modes}):
             refused("reset_after", assign(layer, "reset_after", False))
             layer(x)
 
-# The compiled kernels check their operands themselves.
+# The compiled kernels check their operands themselves (ValueError, not a crash).
+from minirnn import gemm
 h = np.zeros((2, 4), np.float32); c = np.zeros((2, 4), np.float32)
 out = np.zeros((2, 4), np.float32); outs = np.zeros((1, 1, 1), np.float32)
 no_mask = np.ones((1, 1), bool)
+none = np.zeros((0, 1, gemm.PANEL), np.float32)
 w, u, b = (np.zeros((3, 16), np.float32), np.zeros((4, 16), np.float32),
            np.zeros(16, np.float32))
 refused("kernel-lstm-bias", lambda: kernels.lstm_sequence(
-    x, w, u, b[:3], h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False))
+    x, w, u, b[:3], h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
+    none, none))
 refused("kernel-lstm-recurrent", lambda: kernels.lstm_sequence(
     x, w, np.zeros((40, 16), np.float32), b, h, c, no_mask, False, False, False, False, 1, 2,
-    outs, out, False, False))
+    outs, out, False, False, none, none))
 refused("kernel-lstm-outputs", lambda: kernels.lstm_sequence(
-    x, w, u, b, h, c, no_mask, False, False, False, True, 1, 2, outs, out, False, False))
+    x, w, u, b, h, c, no_mask, False, False, False, True, 1, 2, outs, out, False, False,
+    none, none))
 refused("kernel-lstm-mask", lambda: kernels.lstm_sequence(
-    x, w, u, b, h, c, no_mask, True, False, False, False, 1, 2, outs, out, False, False))
+    x, w, u, b, h, c, no_mask, True, False, False, False, 1, 2, outs, out, False, False,
+    none, none))
+refused("kernel-lstm-panels", lambda: kernels.lstm_sequence(
+    x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
+    gemm.pack(w), gemm.pack(np.zeros((40, 16), np.float32))))
+refused("kernel-lstm-panels-rows", lambda: kernels.lstm_sequence(
+    x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
+    gemm.pack(np.zeros((5, 16), np.float32)), gemm.pack(u)))
 refused("kernel-gru-bias", lambda: kernels.gru_sequence(
     x, np.zeros((3, 12), np.float32), np.zeros((4, 12), np.float32),
     np.zeros((1, 1), np.float32), np.zeros(2, np.float32), np.zeros(12, np.float32), True,
-    h, no_mask, False, False, False, False, 1, 2, outs, out, False))
+    h, no_mask, False, False, False, False, 1, 2, outs, out, False, none, none, none))
 refused("kernel-gru-u_h", lambda: kernels.gru_sequence(
     x, np.zeros((3, 12), np.float32), np.zeros((4, 8), np.float32),
     np.zeros((1, 1), np.float32), np.zeros(12, np.float32), np.zeros(12, np.float32), False,
-    h, no_mask, False, False, False, False, 1, 2, outs, out, False))
+    h, no_mask, False, False, False, False, 1, 2, outs, out, False, none, none, none))
 refused("kernel-simple-bias", lambda: kernels.simple_rnn_sequence(
     x, np.zeros((3, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros(1, np.float32),
-    h, no_mask, False, False, False, False, 1, outs, out, False))
+    h, no_mask, False, False, False, False, 1, outs, out, False, none, none))
 refused("exact-matmul", lambda: exact.matmul(
     np.zeros((2, 5), np.float32), np.zeros((3, 4), np.float32),
     np.zeros((2, 4), np.float32), 2))
 refused("exact-matmul-out", lambda: exact.matmul(
     np.zeros((2, 3), np.float32), np.zeros((3, 4), np.float32),
     np.zeros((1, 4), np.float32), 2))
+refused("gemm-matmul", lambda: gemm.matmul(
+    np.zeros((2, 5), np.float32), gemm.pack(np.zeros((3, 4), np.float32)),
+    np.zeros((2, 32), np.float32)))
+refused("gemm-matmul-out", lambda: gemm.matmul(
+    np.zeros((2, 3), np.float32), gemm.pack(np.zeros((3, 40), np.float32)),
+    np.zeros((2, 40), np.float32)))
+refused("gemm-matmul-strides", lambda: gemm.matmul(
+    np.zeros((2, 6), np.float32)[:, ::2], gemm.pack(np.zeros((3, 4), np.float32)),
+    np.zeros((2, 32), np.float32)))
 print("done")
 """
 
@@ -537,7 +560,12 @@ def test_crash_prone_changes_in_a_child_process():
     accepted = [line for line in lines if line.startswith("accepted")]
     assert not accepted, accepted
     expected = 2 * 19 if BITWISE else 19
-    assert len([line for line in lines if line.startswith("refused")]) == expected + 9
+    refusals = [line for line in lines if line.startswith("refused")]
+    assert len(refusals) == expected + 14
+    compiled = [line for line in refusals if line.split()[1].startswith(("kernel-", "exact-",
+                                                                         "gemm-"))]
+    assert len(compiled) == 14 and all(line.endswith("ValueError") for line in compiled), \
+        compiled
 
 
 # ---- random walks of changes and calls ------------------------------------------------

@@ -1,0 +1,234 @@
+"""The packed float32 product (minirnn.gemm) and the batch split over threads."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minirnn
+from minirnn import gemm
+from minirnn.layers import _batch_slices
+
+ROOT = Path(__file__).resolve().parents[1]
+RNG = np.random.default_rng(5)
+
+
+@pytest.mark.parametrize("R, K, N", [
+    (1, 1, 1), (1, 3, 12), (2, 5, 7), (3, 64, 256), (5, 33, 65), (8, 128, 512),
+    (9, 17, 31), (13, 77, 100), (15, 2, 96), (70, 40, 33),  # 70 rows: two row blocks
+])
+def test_matmul_against_float64(R, K, N):
+    a = RNG.standard_normal((R, K)).astype(np.float32)
+    w = RNG.standard_normal((K, N)).astype(np.float32)
+    out = np.full((R, gemm.padded(N)), np.nan, np.float32)
+    gemm.matmul(a, gemm.pack(w), out)
+    exact = a.astype(np.float64) @ w.astype(np.float64)
+    # float32 sums of K terms: error below K * eps * sum |a_k w_k|
+    bound = K * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(w))
+    assert np.all(np.abs(out[:, :N] - exact) <= bound + 1e-30)
+    assert np.all(out[:, N:] == 0)  # the padding columns are zero products
+
+
+def test_matmul_sums_each_row_in_k_order():
+    """out[i, j] is the fused chain over k in order, whatever the tile: rows never
+    mix, so the result of a row does not depend on the batch around it."""
+    K, N = 37, 40
+    w = RNG.standard_normal((K, N)).astype(np.float32)
+    a = RNG.standard_normal((15, K)).astype(np.float32)
+    panels = gemm.pack(w)
+    whole = np.empty((15, gemm.padded(N)), np.float32)
+    gemm.matmul(a, panels, whole)
+    for i in range(15):
+        row = np.empty((1, gemm.padded(N)), np.float32)
+        gemm.matmul(a[i:i + 1], panels, row)
+        np.testing.assert_array_equal(row, whole[i:i + 1])
+    chain = np.zeros(N, np.float32)
+    for k in range(K):  # numpy float32 a*b+c rounds twice; the tile fuses: compare loosely
+        chain = chain + a[3, k] * w[k]
+    np.testing.assert_allclose(whole[3, :N], chain, rtol=1e-5, atol=1e-5)
+
+
+def test_pack_layout():
+    w = np.arange(3 * 70, dtype=np.float32).reshape(3, 70)
+    panels = gemm.pack(w)
+    assert panels.shape == (3, 3, gemm.PANEL) and not panels.flags.writeable
+    np.testing.assert_array_equal(panels[1, 2, :], w[2, 32:64])
+    np.testing.assert_array_equal(panels[2, 0, :6], w[0, 64:70])
+    assert np.all(panels[2, :, 6:] == 0)
+
+
+@pytest.mark.parametrize("bad", ["rows", "out", "strides"])
+def test_matmul_checks_its_operands(bad):
+    a = np.zeros((4, 6), np.float32)
+    panels = gemm.pack(np.zeros((6, 10), np.float32))
+    out = np.zeros((4, 32), np.float32)
+    if bad == "rows":
+        a = np.zeros((4, 5), np.float32)
+    elif bad == "out":
+        out = np.zeros((3, 32), np.float32)
+    else:
+        a = np.zeros((4, 12), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="gemm.matmul"):
+        gemm.matmul(a, panels, out)
+
+
+def test_layers_pack_float32_weights_only():
+    x = RNG.standard_normal((2, 4, 3))
+    for dtype, packed in (("float32", True), ("float64", False)):
+        layer = minirnn.GRU(5, reset_after=False, dtype=dtype, seed=0)
+        layer(x)
+        assert all((p.shape[0] > 0) == packed for p in layer._panels)
+    layer = minirnn.LSTM(5, seed=0)
+    layer(x)
+    layer.kernel = layer.kernel * 2  # re-packed at assignment
+    np.testing.assert_array_equal(layer._panels[0][0, :, :20], layer.kernel)
+
+
+@pytest.mark.parametrize("batch, threads", [(32, 2), (8, 2), (9, 2), (2, 2), (3, 2), (64, 2),
+                                            (17, 4), (1, 2), (100, 3), (5, 8)])
+def test_batch_slices_cover_the_batch(batch, threads):
+    slices = _batch_slices(batch, threads)
+    rows = np.concatenate([np.arange(batch)[s] for s in slices])
+    np.testing.assert_array_equal(rows, np.arange(batch))
+    assert len(slices) == min(batch, threads)
+    if batch >= 8 * threads:
+        assert all(s.start % 8 == 0 for s in slices)
+
+
+@pytest.fixture
+def threads():
+    before = minirnn.get_num_threads()
+    yield minirnn.set_num_threads
+    minirnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "GRU_v1", "SimpleRNN"])
+def test_split_batch_gives_the_same_bits(kind, threads):
+    """Every row is its own recurrence: slices on threads change nothing."""
+    cls = {"LSTM": minirnn.LSTM, "GRU": minirnn.GRU, "SimpleRNN": minirnn.SimpleRNN,
+           "GRU_v1": lambda *a, **k: minirnn.GRU(*a, reset_after=False, **k)}[kind]
+    x = RNG.standard_normal((19, 40, 64)).astype(np.float32)
+    mask = RNG.random((19, 40)) < 0.85
+    layer = cls(96, return_sequences=True, return_state=True, go_backwards=True, seed=3)
+    threads(1)
+    one = layer(x, mask=mask)
+    for n in (2, 3, 7):
+        threads(n)
+        assert layer._split(19, 40)
+        for a, b in zip(one, layer(x, mask=mask)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_stateful_split_keeps_each_rows_states(threads):
+    threads(2)
+    x = RNG.standard_normal((16, 30, 64)).astype(np.float32)
+    split = minirnn.LSTM(128, stateful=True, seed=1)
+    threads(1)
+    whole = minirnn.LSTM(128, stateful=True, seed=1)
+    for _ in range(3):
+        threads(1)
+        expected = whole(x)
+        threads(2)
+        np.testing.assert_array_equal(split(x), expected)
+    for a, b in zip(split.states, whole.states):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_two_python_threads_at_once(threads):
+    threads(2)
+    x = RNG.standard_normal((16, 50, 64)).astype(np.float32)
+    layers = [minirnn.LSTM(128, return_sequences=True, seed=s) for s in (1, 2)]
+    expected = [layer(x) for layer in layers]
+    results = {}
+
+    def call(i):
+        results[i] = [layers[i % 2](x) for _ in range(5)]
+
+    workers = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for i, outputs in results.items():
+        for out in outputs:
+            np.testing.assert_array_equal(out, expected[i % 2])
+
+
+def test_no_thread_keeps_spinning_after_a_call(threads):
+    """The pool's idle threads wait on a queue: after a split call the process
+    uses no CPU while the caller sleeps."""
+    threads(2)
+    layer = minirnn.LSTM(128, return_sequences=True, seed=0)
+    x = RNG.standard_normal((32, 50, 128)).astype(np.float32)
+    layer(x)
+    assert layer._split(32, 50)
+    layer(x)
+    start = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - start < 0.05
+
+
+def test_set_num_threads_checks_its_argument():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"`n` must be a positive integer"):
+            minirnn.set_num_threads(bad)
+
+
+def test_split_in_a_forked_child(threads):
+    """A fork after the pool started: the child makes its own pool."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    threads(2)
+    layer = minirnn.GRU(128, seed=0)
+    x = RNG.standard_normal((16, 40, 64)).astype(np.float32)
+    expected = layer(x)
+    script = textwrap.dedent("""
+        import os, sys, numpy as np, minirnn
+        minirnn.set_num_threads(2)
+        layer = minirnn.GRU(128, seed=0)
+        x = np.random.default_rng(5).standard_normal((16, 40, 64)).astype(np.float32)
+        first = layer(x)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if np.array_equal(layer(x), first) else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "0"
+    assert expected.shape == (16, 128)
+
+
+def test_kernels_compiled_for_a_cpu_without_avx512(tmp_path):
+    """A CPU with 256-bit vectors only (Numba told it is a Haswell): the kernels
+    compile for it (Numba keys its cache by CPU, so nothing compiled for this
+    machine is reused) and give the same results, never an illegal instruction."""
+    script = textwrap.dedent("""
+        import numpy as np, minirnn
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((3, 7, 5)).astype(np.float32)
+        layer = minirnn.LSTM(20, return_sequences=True, seed=0)
+        np.save(__import__("sys").argv[1], layer(x))
+    """)
+    outputs = []
+    for name, env in (("host", {}), ("haswell", {"NUMBA_CPU_NAME": "haswell",
+                                                 "NUMBA_CPU_FEATURES": ""})):
+        path = tmp_path / f"{name}.npy"
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(path)], capture_output=True, text=True,
+            timeout=600, cwd=ROOT, env={**os.environ, **env,
+                                        "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(np.load(path))
+    # Same chains of fused multiply-adds in the same order: the same bits.
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    index = list((tmp_path / "cache").rglob("*.nbi"))
+    assert index, "no Numba cache was written"
