@@ -134,10 +134,11 @@ def _threads_lines(results):
                                  f"{pool['num_threads']} threads"
                                  + (f" ({pool['architecture']})" if pool.get("architecture")
                                     else ""))
-            label = run["engine"] + (" streaming" if process.get("streaming") else "")
+            label = run["engine"]
             options = process.get("options") or {}
             if options:
                 label += "[" + ",".join(map(str, options.values())) + "]"
+            label += " streaming" if process.get("streaming") else ""
             text = f"- {label}: " + "; ".join(parts)
             if label not in seen and parts:
                 seen.add(label)
