@@ -83,8 +83,10 @@ def parser():
     p.add_argument("--startup", action="store_const", const="startup", dest="mode_flag",
                    help="same as the mode 'startup'")
     p.add_argument("--quick", action="store_true",
-                   help="a subset in about a minute: sizes "
+                   help="a subset in a few minutes: sizes "
                         f"{', '.join(map(cases.size_label, cases.QUICK_SIZES))}, float32, "
+                        "and streaming "
+                        f"{', '.join(map(cases.size_label, streaming.QUICK_STREAM_SIZES))}, "
                         "CPU engines, 0.2 s per figure")
     p.add_argument("--engines", type=_engines,
                    help="comma-separated, or 'all' / 'cpu'; available: "
