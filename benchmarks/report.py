@@ -120,8 +120,13 @@ def _threads_lines(results):
                 parts.append(f"torch {threads['torch_num_threads']} threads "
                              f"({threads['torch_num_interop_threads']} inter-op)")
             if "tf_intra_op_threads" in threads:
+                env = threads.get("env") or {}
+                from_env = [f"{name}={env[name]}" for name in
+                            ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS") if name in env]
                 parts.append(f"TF intra-op {threads['tf_intra_op_threads']}, inter-op "
-                             f"{threads['tf_inter_op_threads']} (0 = TF default, all cores)")
+                             f"{threads['tf_inter_op_threads']} in tf.config (0 = TF default"
+                             + (f": {', '.join(from_env)} from the environment)" if from_env
+                                else ", all cores)"))
             if "numba_num_threads" in threads:
                 parts.append(f"Numba {threads['numba_num_threads']} threads")
             for key, value in (threads.get("engine") or {}).items():
