@@ -24,8 +24,8 @@ import os
 import numpy as np
 
 from . import onnx_engines
-from .streaming import stream_variant
 from .base import Engine, Unsupported, Variant, cast as _cast, needs as _needs  # noqa: F401
+from .streaming import stream_variant
 
 GATES = {"LSTM": 4, "GRU": 3}
 
