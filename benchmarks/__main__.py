@@ -5,6 +5,7 @@ Examples (from the repository root):
     python -m benchmarks --quick                 # CPU engines, 3 sizes, about a minute
     python -m benchmarks                         # the full grid, LSTM and GRU
     python -m benchmarks --engines minirnn,torch --cells LSTM --sizes 32x100x128x128
+    python -m benchmarks --sizes none --stream-sizes 1x1x32x64   # streaming only
     python -m benchmarks memory                  # peak memory at 64x4000x256x512
     python -m benchmarks startup                 # first call vs second call
 
@@ -17,7 +18,7 @@ import os
 import shlex
 import sys
 
-from . import cases, engines, report, system
+from . import cases, engines, report, streaming, system
 from .runner import Settings, run_suite
 
 DEFAULT_OUT = os.path.join("benchmarks", "results")
@@ -42,10 +43,22 @@ def _engines(text):
 
 
 def _sizes(text):
+    if text.strip().lower() == "none":
+        return []
     try:
         return cases.parse_sizes(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _stream_sizes(text):
+    sizes = _sizes(text)
+    for size in sizes:
+        try:
+            streaming.sequence_size(size)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return sizes
 
 
 def _bool(text):
@@ -70,8 +83,10 @@ def parser():
     p.add_argument("--startup", action="store_const", const="startup", dest="mode_flag",
                    help="same as the mode 'startup'")
     p.add_argument("--quick", action="store_true",
-                   help="a subset in about a minute: sizes "
+                   help="a subset in a few minutes: sizes "
                         f"{', '.join(map(cases.size_label, cases.QUICK_SIZES))}, float32, "
+                        "and streaming "
+                        f"{', '.join(map(cases.size_label, streaming.QUICK_STREAM_SIZES))}, "
                         "CPU engines, 0.2 s per figure")
     p.add_argument("--engines", type=_engines,
                    help="comma-separated, or 'all' / 'cpu'; available: "
@@ -81,7 +96,17 @@ def parser():
     p.add_argument("--cells", type=lambda t: _list(t, list(cases.CELLS), "cell(s)"),
                    help="LSTM,GRU (default both; memory mode: LSTM)")
     p.add_argument("--sizes", type=_sizes,
-                   help="BxTxDxM list, e.g. 1x8x2x3,32x100x128x128 (default: the full grid)")
+                   help="BxTxDxM list, e.g. 1x8x2x3,32x100x128x128, or 'none' "
+                        "(default: the full grid)")
+    p.add_argument("--stream-sizes", type=_stream_sizes,
+                   help="streaming case, one timestep per call with the states carried: "
+                        "Bx1xDxM list, or 'none' (default: "
+                        f"{', '.join(map(cases.size_label, streaming.STREAM_SIZES))}; "
+                        f"--quick {', '.join(map(cases.size_label, streaming.QUICK_STREAM_SIZES))}"
+                        "; none when --sizes is given)")
+    p.add_argument("--stream-steps", type=int, default=streaming.STEPS,
+                   help="streaming: calls in the checked sequence, cycled while timing "
+                        "(default %(default)s)")
     p.add_argument("--dtype", type=lambda t: _list(t, ["float32", "float64"], "dtype(s)"),
                    help="float32, float64 or float32,float64 (default both; --quick float32)")
     p.add_argument("--return-sequences", type=_bool, default=True, metavar="BOOL",
@@ -95,8 +120,10 @@ def parser():
     p.add_argument("--threads", type=int,
                    help="cap every engine's thread pools at N (sets OMP_NUM_THREADS, "
                         "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, NUMBA_NUM_THREADS, "
-                        "TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS for the engine "
-                        "processes only); default: each library's own default")
+                        "TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS and "
+                        "MINIRNN_BENCH_THREADS, which sets ONNX Runtime's intra/inter-op and "
+                        "OpenVINO's inference threads, for the engine processes only); "
+                        "default: each library's own default")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="output folder; results go to OUT/<machine>/ (default %(default)s)")
     p.add_argument("--name", help="file name stem of the results (default: quick, full, "
@@ -122,9 +149,23 @@ def speed_settings(args):
         float64 = [name for name in float32 if name in engines.FLOAT64_ENGINES]
         engines_by_dtype = {"float32": float32, "float64": float64}
         engines_by_dtype = {dtype: engines_by_dtype[dtype] for dtype in dtypes}
+    if args.stream_steps < 1:
+        raise SystemExit(f"--stream-steps must be at least 1; received {args.stream_steps}")
+    if args.stream_sizes is not None:
+        stream_sizes = args.stream_sizes
+    elif args.sizes is not None:
+        stream_sizes = []
+    else:
+        stream_sizes = list(streaming.QUICK_STREAM_SIZES if quick else streaming.STREAM_SIZES)
+    sizes = args.sizes if args.sizes is not None else list(
+        cases.QUICK_SIZES if quick else cases.FULL_SIZES)
+    if not sizes and not stream_sizes:
+        raise SystemExit("nothing to run: --sizes none and no --stream-sizes")
     return Settings(
         cells=args.cells or list(cases.CELLS),
-        sizes=args.sizes or list(cases.QUICK_SIZES if quick else cases.FULL_SIZES),
+        sizes=sizes,
+        stream_sizes=stream_sizes,
+        stream_steps=args.stream_steps,
         dtypes=dtypes,
         engines_by_dtype=engines_by_dtype,
         return_sequences=args.return_sequences,
@@ -140,9 +181,10 @@ def default_name(args):
         return args.name
     if args.quick:
         return "quick"
-    selections = (args.engines, args.cells, args.sizes, args.dtype, args.repeat_seconds,
-                  args.min_samples, args.threads)
-    if any(selection is not None for selection in selections) or not args.return_sequences:
+    selections = (args.engines, args.cells, args.sizes, args.stream_sizes, args.dtype,
+                  args.repeat_seconds, args.min_samples, args.threads)
+    if (any(selection is not None for selection in selections) or not args.return_sequences
+            or args.stream_steps != streaming.STEPS):
         return "custom"
     return "full"
 

@@ -19,60 +19,15 @@ Python for every engine and cell (TensorFlow, torch, OpenBLAS and Numba each kee
 their own thread pools, and on a small machine they fight).
 """
 
-import importlib.util
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
+from . import onnx_engines
+from .base import Engine, Unsupported, Variant, cast as _cast, needs as _needs  # noqa: F401
+from .streaming import stream_variant
+
 GATES = {"LSTM": 4, "GRU": 3}
-
-
-@dataclass
-class Variant:
-    """One timed mode of an engine."""
-
-    name: str
-    run: Callable[[], object]
-    fetch: Optional[Callable[[object], np.ndarray]]
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class Engine:
-    """An engine of the registry.
-
-    build: ``build(cell, weights, x, return_sequences, dtype, **options)`` ->
-        list of Variant.
-    probe: ``probe()`` -> None when the engine can run here, else the reason it
-        cannot (run in a fresh process for GPU engines, see runner).
-    process_options: one dict of build options per separate process; the
-        runner keeps the fastest (gemm-floor runs each BLAS in its own process).
-    checked: whether the engine's output is compared with the reference.
-    """
-
-    name: str
-    description: str
-    build: Callable
-    probe: Callable[[], Optional[str]]
-    gpu: bool = False
-    checked: bool = True
-    process_options: tuple = ({},)
-
-
-def _needs(*modules):
-    """A probe: the reason if one of ``modules`` is not installed, else None."""
-    def probe():
-        missing = [m for m in modules if importlib.util.find_spec(m) is None]
-        if missing:
-            return f"not installed: {', '.join(missing)}"
-        return None
-    return probe
-
-
-def _cast(weights, x, dtype):
-    return [np.ascontiguousarray(w, dtype) for w in weights], np.ascontiguousarray(x, dtype)
 
 
 # ---- minirnn -----------------------------------------------------------------
@@ -108,6 +63,27 @@ def _bitwise_probe():
 def minirnn_numpy_engine(cell, weights, x, return_sequences, dtype):
     """minirnn's readable NumPy step path (engine="numpy")."""
     return minirnn_engine(cell, weights, x, return_sequences, dtype, engine="numpy")
+
+
+def minirnn_stream(cell, weights, x, dtype, engine="numba", bitwise=False):
+    """Streaming: a stateful layer (stateful=True) called with one timestep (B, 1, D)."""
+    import minirnn
+    weights, x = _cast(weights, x, dtype)
+    layer = getattr(minirnn, cell)(weights[1].shape[0], stateful=True, dtype=dtype,
+                                   engine=engine, bitwise=bitwise)
+    layer.set_weights(weights)
+    steps = [np.ascontiguousarray(x[:, t:t + 1]) for t in range(x.shape[1])]
+    name = ("bitwise=True" if bitwise else f"engine={engine}") + ", stateful, T=1"
+    return [stream_variant(name, steps, layer.reset_state, lambda x_t, _: (layer(x_t), None),
+                           np.asarray, {"engine": engine, "bitwise": bitwise})]
+
+
+def minirnn_numpy_stream(cell, weights, x, dtype):
+    return minirnn_stream(cell, weights, x, dtype, engine="numpy")
+
+
+def minirnn_bitwise_stream(cell, weights, x, dtype):
+    return minirnn_stream(cell, weights, x, dtype, bitwise=True)
 
 
 # ---- Keras (TensorFlow backend) ------------------------------------------------
@@ -167,6 +143,35 @@ def keras_function_engine(cell, weights, x, return_sequences, dtype, jit_modes=(
         name = "tf.function+XLA" if jit else "tf.function"
         variants.append(Variant(name, lambda f=function: f(tensor),
                                 lambda out: out.numpy(), {"jit_compile": jit}))
+    return variants
+
+
+def keras_function_stream(cell, weights, x, dtype, jit_modes=(False, True)):
+    """Streaming: the layer (return_state=True) in a tf.function, states passed explicitly.
+
+    Each call takes x_t (B, 1, D) and the previous call's states as tf.Tensors and
+    returns [output, *states]; plain and XLA both timed, as in the sequence case.
+    """
+    import tensorflow as tf
+    _hide_gpus()
+    weights, x = _cast(weights, x, dtype)
+    B, M = x.shape[0], weights[1].shape[0]
+    count = 2 if cell == "LSTM" else 1
+    steps = [tf.constant(np.ascontiguousarray(x[:, t:t + 1])) for t in range(x.shape[1])]
+    variants = []
+    for jit in jit_modes:
+        layer = _keras_layer(cell, weights, False, dtype, return_state=True)
+        function = tf.function(
+            lambda t, states, layer=layer: layer(t, initial_state=states, training=False),
+            jit_compile=jit)
+
+        def step(x_t, states, function=function):
+            outputs = function(x_t, states)
+            return outputs[0], list(outputs[1:])
+        name = ("tf.function+XLA" if jit else "tf.function") + ", explicit states, T=1"
+        variants.append(stream_variant(
+            name, steps, lambda: [tf.zeros((B, M), dtype) for _ in range(count)], step,
+            lambda out: out.numpy(), {"jit_compile": jit}))
     return variants
 
 
@@ -287,6 +292,37 @@ def torch_engine(cell, weights, x, return_sequences, dtype, device="cpu"):
     return [Variant(f"nn.{cell}", run, lambda out: out.detach().cpu().numpy(), info)]
 
 
+def torch_stream(cell, weights, x, dtype, device="cpu"):
+    """Streaming: the module called on x_t (B, 1, D) with the previous call's (h, c) / h."""
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_grad_enabled(False)
+    module = torch_module(cell, weights, dtype, device)
+    B, M = x.shape[0], weights[1].shape[0]
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype)).to(device)
+    steps = [tensor[:, t:t + 1].contiguous() for t in range(x.shape[1])]
+    on_cuda = str(device).startswith("cuda")
+
+    def start():
+        zeros = [torch.zeros((1, B, M), dtype=getattr(torch, dtype), device=device)
+                 for _ in range(2 if cell == "LSTM" else 1)]
+        return tuple(zeros) if cell == "LSTM" else zeros[0]
+
+    def step(x_t, states):
+        out, states = module(x_t, states)
+        if on_cuda:
+            torch.cuda.synchronize()
+        return out, states
+    return [stream_variant(f"nn.{cell}, states carried, T=1", steps, start, step,
+                           lambda out: out[:, 0].detach().cpu().numpy(),
+                           {"device": str(device), "tf32": False})]
+
+
+def torch_cudnn_stream(cell, weights, x, dtype, device="cuda"):
+    return torch_stream(cell, weights, x, dtype, device=device)
+
+
 def torch_cudnn_engine(cell, weights, x, return_sequences, dtype, device="cuda"):
     """torch on a CUDA GPU (cuDNN RNN kernels); see :func:`torch_engine`."""
     return torch_engine(cell, weights, x, return_sequences, dtype, device=device)
@@ -358,6 +394,13 @@ def gemm_floor_engine(cell, weights, x, return_sequences, dtype, blas="numpy"):
     return [Variant(f"gemm-floor[{blas}]", run, None, info)]
 
 
+def gemm_floor_stream(cell, weights, x, dtype, blas="numpy"):
+    """Streaming floor: one step's products, (B x D) @ (D x G*M) and (B x M) @ (M x G*M)."""
+    (variant,) = gemm_floor_engine(cell, weights, x[:, :1], True, dtype, blas=blas)
+    variant.name += ", T=1"
+    return [variant]
+
+
 _FLOOR = None
 
 
@@ -395,29 +438,42 @@ def _scipy_blas_name():
 
 # ---- the registry ------------------------------------------------------------
 
+NO_PREDICT_STREAM = ("model.predict is not a streaming API; Keras' streaming figure is "
+                     "keras-function's (states passed explicitly)")
+
 ENGINES = {engine.name: engine for engine in [
     Engine("minirnn", "minirnn, Numba kernels (engine='numba')", minirnn_engine,
-           _needs("numba")),
+           _needs("numba"), stream=minirnn_stream),
     Engine("minirnn-numpy", "minirnn, readable NumPy steps (engine='numpy')",
-           minirnn_numpy_engine, _needs("numpy")),
+           minirnn_numpy_engine, _needs("numpy"), stream=minirnn_numpy_stream),
     Engine("minirnn-bitwise", "minirnn, bitwise=True (Keras' CPU float32 bits; float32 only)",
-           minirnn_bitwise_engine, _bitwise_probe),
+           minirnn_bitwise_engine, _bitwise_probe, stream=minirnn_bitwise_stream),
     Engine("keras-predict", "Keras 3 (TensorFlow) on CPU: model.predict",
-           keras_predict_engine, _needs("tensorflow", "keras")),
+           keras_predict_engine, _needs("tensorflow", "keras"), no_stream=NO_PREDICT_STREAM),
     Engine("keras-function", "Keras 3 layer in a tf.function on CPU (best of plain / XLA)",
-           keras_function_engine, _needs("tensorflow", "keras")),
-    Engine("torch", "torch.nn.LSTM / nn.GRU on CPU", torch_engine, _needs("torch")),
+           keras_function_engine, _needs("tensorflow", "keras"), stream=keras_function_stream),
+    Engine("torch", "torch.nn.LSTM / nn.GRU on CPU", torch_engine, _needs("torch"),
+           stream=torch_stream),
+    Engine("onnxruntime", "ONNX Runtime, CPU execution provider: a one-node ONNX LSTM / GRU",
+           onnx_engines.onnxruntime_engine, onnx_engines.ort_probe,
+           stream=onnx_engines.onnxruntime_stream),
+    Engine("openvino", "OpenVINO, CPU plugin, f32 precision: the same ONNX model",
+           onnx_engines.openvino_engine, onnx_engines.openvino_probe,
+           stream=onnx_engines.openvino_stream),
     Engine("gemm-floor", "only the GEMMs (fastest BLAS of numpy / numba+scipy / torch)",
            gemm_floor_engine, _needs("numpy"), checked=False,
-           process_options=({"blas": "numpy"}, {"blas": "numba"}, {"blas": "torch"})),
+           process_options=({"blas": "numpy"}, {"blas": "numba"}, {"blas": "torch"}),
+           stream=gemm_floor_stream),
     Engine("keras-cudnn", "Keras 3 with cuDNN on a CUDA GPU (TF32 off)", keras_cudnn_engine,
-           _keras_cudnn_probe, gpu=True),
+           _keras_cudnn_probe, gpu=True, no_stream="no streaming mode written for it"),
     Engine("torch-cudnn", "torch with cuDNN on a CUDA GPU (TF32 off)", torch_cudnn_engine,
-           _torch_cuda_probe, gpu=True),
+           _torch_cuda_probe, gpu=True, stream=torch_cudnn_stream),
 ]}
 
 CPU_ENGINES = tuple(name for name, engine in ENGINES.items() if not engine.gpu)
 # The engines that get float64 rows in the default grid.
-FLOAT64_ENGINES = ("minirnn", "keras-predict", "keras-function", "gemm-floor")
+# ONNX Runtime and OpenVINO have no float64 kernels: their rows say so (skipped).
+FLOAT64_ENGINES = ("minirnn", "keras-predict", "keras-function", "torch", "onnxruntime",
+                   "openvino", "gemm-floor")
 # Engines that are minirnn itself or not a layer at all: never "the best peer".
 NOT_PEERS = ("minirnn", "minirnn-numpy", "minirnn-bitwise", "gemm-floor")

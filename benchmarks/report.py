@@ -37,10 +37,14 @@ def _sci(value):
 
 
 def tables(results):
-    """{(cell, dtype): {"engines": [...], "rows": {size: {engine: record}}}}."""
+    """{(cell, dtype, mode): {"engines": [...], "rows": {size: {engine: record}}}}.
+
+    mode is "sequence" (one call per sequence) or "streaming" (one call per step);
+    runs recorded before streaming existed are "sequence".
+    """
     grouped = {}
     for run in results["runs"]:
-        key = (run["cell"], run["dtype"])
+        key = (run["cell"], run["dtype"], run.get("mode", "sequence"))
         table = grouped.setdefault(key, {"engines": [], "rows": {}})
         if run["engine"] not in table["engines"]:
             table["engines"].append(run["engine"])
@@ -98,7 +102,7 @@ def ratios(row):
 def _versions_line(machine):
     versions = machine["versions"]
     names = ("python", "numpy", "scipy", "numba", "tensorflow", "tensorflow-cpu", "keras",
-             "torch", "minirnn")
+             "torch", "onnx", "onnxruntime", "openvino", "minirnn")
     return ", ".join(f"{name} {versions[name]}" for name in names if versions.get(name))
 
 
@@ -116,10 +120,17 @@ def _threads_lines(results):
                 parts.append(f"torch {threads['torch_num_threads']} threads "
                              f"({threads['torch_num_interop_threads']} inter-op)")
             if "tf_intra_op_threads" in threads:
+                env = threads.get("env") or {}
+                from_env = [f"{name}={env[name]}" for name in
+                            ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS") if name in env]
                 parts.append(f"TF intra-op {threads['tf_intra_op_threads']}, inter-op "
-                             f"{threads['tf_inter_op_threads']} (0 = TF default, all cores)")
+                             f"{threads['tf_inter_op_threads']} in tf.config (0 = TF default"
+                             + (f": {', '.join(from_env)} from the environment)" if from_env
+                                else ", all cores)"))
             if "numba_num_threads" in threads:
                 parts.append(f"Numba {threads['numba_num_threads']} threads")
+            for key, value in (threads.get("engine") or {}).items():
+                parts.append(f"{key} {value}")
             pools = threads.get("threadpools")
             if isinstance(pools, list):
                 for pool in pools:
@@ -132,6 +143,7 @@ def _threads_lines(results):
             options = process.get("options") or {}
             if options:
                 label += "[" + ",".join(map(str, options.values())) + "]"
+            label += " streaming" if process.get("streaming") else ""
             text = f"- {label}: " + "; ".join(parts)
             if label not in seen and parts:
                 seen.add(label)
@@ -149,7 +161,9 @@ def header_lines(results, title):
         f"Command: `{results['command']}`",
         "",
         f"- Machine: {machine['cpu_model']}, {machine['cores']} cores "
-        f"(`{machine['machine_name']}`), flags {', '.join(machine['cpu_flags']) or 'n/a'}",
+        f"(`{machine['machine_name']}`){_cpu_id_text(machine.get('cpu_id'))}, "
+        f"flags {', '.join(machine['cpu_flags']) or 'n/a'}",
+        "- Threads: " + _threads_setting(results),
         f"- Software: {_versions_line(machine)}",
         f"- Commit: {git.get('commit') or 'unknown'}"
         + (" (with uncommitted changes)" if git.get("dirty") else ""),
@@ -158,6 +172,30 @@ def header_lines(results, title):
                                     or "none set (each library's default)"),
     ]
     return lines
+
+
+def _cpu_id_text(cpu_id):
+    if not cpu_id:
+        return ""
+    return (f", {cpu_id.get('vendor', '?')} family {cpu_id.get('family', '?')} model "
+            f"{cpu_id.get('model', '?')} stepping {cpu_id.get('stepping', '?')}")
+
+
+def _threads_setting(results):
+    threads = (results.get("settings") or {}).get("threads")
+    if threads:
+        return (f"every engine's pools capped at {threads} (`--threads {threads}`: OMP, "
+                "OpenBLAS, MKL, Numba, TensorFlow, ONNX Runtime intra/inter-op, OpenVINO "
+                "inference threads)")
+    return "each library's default (no `--threads`)"
+
+
+def _table_heading(cell, dtype, mode, results):
+    if mode != "streaming":
+        return f"## {cell}, {dtype}"
+    steps = (results.get("settings") or {}).get("stream_steps", "?")
+    return (f"## {cell}, {dtype}, streaming: one timestep per call (B, 1, D, M), states "
+            f"carried; microseconds per step, over a stream of {steps} calls")
 
 
 def speed_markdown(results, title):
@@ -182,9 +220,9 @@ def speed_markdown(results, title):
         "",
         *_threads_lines(results),
     ]
-    for (cell, dtype), table in tables(results).items():
+    for (cell, dtype, mode), table in tables(results).items():
         names = table["engines"]
-        lines += ["", f"## {cell}, {dtype}", "",
+        lines += ["", _table_heading(cell, dtype, mode, results), "",
                   "| (B, T, D, M) | " + " | ".join(names)
                   + " | minirnn / best peer | minirnn / GEMM floor |",
                   "|---|" + "---:|" * (len(names) + 2)]
@@ -209,8 +247,11 @@ def speed_markdown(results, title):
         lines += _mode_notes(table)
     skipped = {name: info["skipped"] for name, info in results["engines"].items()
                if info.get("skipped")}
-    skipped.update({run["engine"]: run["reason"] for run in results["runs"]
-                    if run.get("status") == "skipped" and run["engine"] not in skipped})
+    for run in results["runs"]:
+        if run.get("status") == "skipped" and run["engine"] not in skipped:
+            label = run["engine"] + (" streaming" if run.get("mode") == "streaming" else "")
+            label += f" ({run['cell']}, {run['dtype']})"
+            skipped.setdefault(label, run["reason"])
     if skipped:
         lines += ["", "## Skipped engines", ""]
         lines += [f"- {name}: {reason}" for name, reason in skipped.items()]
@@ -224,14 +265,17 @@ def speed_markdown(results, title):
             options = process.get("options") or {}
             label = run["engine"] + (f"[{','.join(map(str, options.values()))}]"
                                      if options else "")
-            lines.append(f"- {run['cell']} {run['dtype']} {label}: "
+            mode = " streaming" if run.get("mode") == "streaming" else ""
+            lines.append(f"- {run['cell']} {run['dtype']}{mode} {label}: "
                          f"{process['background_busy_fraction']:.0%}")
     problems = [(run, record) for run in results["runs"] for record in run.get("cases", [])
                 if record.get("status") == "error"]
     if problems:
         lines += ["", "## Errors", ""]
-        lines += [f"- {run['cell']} {run['dtype']} {run['engine']} "
-                  f"{cases.size_label(record['size'])}: {record.get('error')}"
+        lines += [f"- {run['cell']} {run['dtype']}"
+                  + (" streaming" if run.get("mode") == "streaming" else "")
+                  + f" {run['engine']} {cases.size_label(record['size'])}: "
+                  f"{record.get('error')}"
                   for run, record in problems]
     lines += ["", f"Total wall time: {results['wall_seconds']:.0f} s.", ""]
     return "\n".join(lines)
@@ -296,7 +340,7 @@ def speed_plot(results, path):
     rows = (count + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(7 * columns, 4.8 * rows),
                                 squeeze=False)
-    for axis, ((cell, dtype), table) in zip(axes.flat, grouped.items()):
+    for axis, ((cell, dtype, mode), table) in zip(axes.flat, grouped.items()):
         # Sizes in order of work, evenly spaced (two sizes of similar FLOPs would
         # overlap on a FLOP axis); the tick labels give the FLOPs.
         sizes = sorted(table["rows"], key=lambda s: cases.flops(cell, s))
@@ -319,8 +363,10 @@ def speed_plot(results, path):
         axis.set_xticklabels([f"{cases.size_label(s)}\n{_mflop(cases.flops(cell, s))} MFLOP"
                               for s in sizes], fontsize=8)
         axis.set_xlabel("size BxTxDxM, in order of GEMM work")
-        axis.set_ylabel("microseconds per call (median, log scale)")
-        axis.set_title(f"{cell} {dtype}, {results['machine']['machine_name']}")
+        per = "step" if mode == "streaming" else "call"
+        axis.set_ylabel(f"microseconds per {per} (median, log scale)")
+        axis.set_title(f"{cell} {dtype}{', streaming' if mode == 'streaming' else ''}, "
+                       f"{results['machine']['machine_name']}")
         axis.grid(True, which="major", alpha=0.3)
         axis.legend(fontsize=8)
     for axis in list(axes.flat)[count:]:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import cases, engines, system
+from . import cases, engines, streaming, system
 from .worker import best_variant
 
 WORKER = [sys.executable, "-m", "benchmarks.worker"]
@@ -42,6 +42,8 @@ class Settings:
     timeout_seconds: float = 1200.0
     seed: int = 0
     threads: int = None
+    stream_sizes: list = field(default_factory=list)  # (B, 1, D, M): one step per call
+    stream_steps: int = streaming.STEPS
     tolerance: dict = field(default_factory=lambda: dict(cases.TOLERANCE))
 
     def timing(self):
@@ -169,23 +171,22 @@ def run_suite(settings, log=_log):
     runs = []
     try:
         log(f"computing float64 references for {len(settings.cells)} cell(s) x "
-            f"{len(settings.sizes)} size(s) ...")
-        case_files = {}
-        for cell in settings.cells:
-            for size in settings.sizes:
-                path = os.path.join(workdir, f"case-{cell}-{cases.size_label(size)}.npz")
-                cases.write_case(path, cell, size, settings.return_sequences, settings.seed)
-                case_files[cell, size] = path
+            f"{len(settings.sizes) + len(settings.stream_sizes)} size(s) ...")
+        case_files = _write_cases(settings, workdir)
         for dtype in settings.dtypes:
             for cell in settings.cells:
-                for name in settings.engines_by_dtype[dtype]:
-                    runs.append(_run_engine(settings, name, cell, dtype, case_files,
-                                            skipped.get(name), workdir, log))
+                for mode in ("sequence", "streaming"):
+                    if not (settings.stream_sizes if mode == "streaming" else settings.sizes):
+                        continue
+                    for name in settings.engines_by_dtype[dtype]:
+                        runs.append(_run_engine(settings, name, cell, dtype, case_files,
+                                                skipped.get(name), workdir, log, mode))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         "mode": "speed",
-        "settings": {**asdict(settings), "sizes": [list(s) for s in settings.sizes]},
+        "settings": {**asdict(settings), "sizes": [list(s) for s in settings.sizes],
+                     "stream_sizes": [list(s) for s in settings.stream_sizes]},
         "engines": {name: {"description": engines.ENGINES[name].description,
                            "gpu": engines.ENGINES[name].gpu,
                            "checked": engines.ENGINES[name].checked,
@@ -196,25 +197,52 @@ def run_suite(settings, log=_log):
     }
 
 
-def _run_engine(settings, name, cell, dtype, case_files, skip_reason, workdir, log):
-    """All sizes of one engine, cell and dtype: one process per build-option set."""
+def _write_cases(settings, workdir):
+    """{(mode, cell, size): .npz path} for every case, references computed now.
+
+    A streaming size (B, 1, D, M) is checked over the sequence (B, stream_steps,
+    D, M): its reference is that sequence's output at every step.
+    """
+    files = {}
+    for cell in settings.cells:
+        for mode, sizes in (("sequence", settings.sizes), ("streaming", settings.stream_sizes)):
+            for size in sizes:
+                drawn = size
+                return_sequences = settings.return_sequences
+                if mode == "streaming":
+                    drawn = streaming.sequence_size(size, settings.stream_steps)
+                    return_sequences = True
+                path = os.path.join(workdir, f"case-{mode}-{cell}-{cases.size_label(size)}.npz")
+                cases.write_case(path, cell, drawn, return_sequences, settings.seed)
+                files[mode, cell, size] = path
+    return files
+
+
+def _run_engine(settings, name, cell, dtype, case_files, skip_reason, workdir, log,
+                mode="sequence"):
+    """All sizes of one engine, cell, dtype and mode: one process per build-option set."""
     engine = engines.ENGINES[name]
-    run = {"engine": name, "cell": cell, "dtype": dtype, "status": "ok"}
+    sizes = settings.stream_sizes if mode == "streaming" else settings.sizes
+    run = {"engine": name, "cell": cell, "dtype": dtype, "mode": mode, "status": "ok"}
+    if mode == "streaming" and not skip_reason and engine.stream is None:
+        skip_reason = engine.no_stream
     if skip_reason:
         run.update(status="skipped", reason=skip_reason, cases=[
             {"size": list(size), "status": "skipped", "reason": skip_reason}
-            for size in settings.sizes])
+            for size in sizes])
         return run
     processes = []
     for options in engine.process_options:
         job = {"engine": name, "options": options, "cell": cell, "dtype": dtype,
                "return_sequences": settings.return_sequences,
+               "streaming": mode == "streaming",
                "tolerance": settings.tolerance[dtype], "timing": settings.timing(),
-               "cases": [{"size": list(size), "npz": case_files[cell, size]}
-                         for size in settings.sizes]}
+               "cases": [{"size": list(size), "npz": case_files[mode, cell, size]}
+                         for size in sizes]}
         result = run_job(job, workdir, settings.timeout_seconds, settings.threads)
         processes.append(result)
-        label = name + (f"[{', '.join(map(str, options.values()))}]" if options else "")
+        label = (name + (f"[{', '.join(map(str, options.values()))}]" if options else "")
+                 + (" streaming" if mode == "streaming" else ""))
         busy = result.get("background_busy_fraction")
         noise = f", other work {busy:.0%} of the CPUs" if busy is not None else ""
         log(f"{cell} {dtype} {label}: {_summary(result)} "
@@ -224,7 +252,7 @@ def _run_engine(settings, name, cell, dtype, case_files, skip_reason, workdir, l
         reason = "; ".join(p.get("reason", "?") for p in processes)
         run.update(status="skipped", reason=reason, cases=[
             {"size": list(size), "status": "skipped", "reason": reason}
-            for size in settings.sizes])
+            for size in sizes])
     else:
         run["cases"] = merge_processes(usable)
     run["processes"] = processes

@@ -25,10 +25,19 @@ THREAD_ENV_VARS = (
     "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT",
     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
     "TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE",
+    "MINIRNN_BENCH_THREADS",
 )
 
+# Set by --threads N for the engine processes. Read by the engines whose thread
+# count no environment variable sets (ONNX Runtime's intra_op_num_threads,
+# OpenVINO's INFERENCE_NUM_THREADS); see :func:`thread_cap`.
+THREADS_VAR = "MINIRNN_BENCH_THREADS"
+CAPPED_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                      "NUMBA_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                      THREADS_VAR)
+
 PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "tensorflow", "tensorflow-cpu", "keras",
-            "torch", "matplotlib", "threadpoolctl")
+            "torch", "onnx", "onnxruntime", "openvino", "matplotlib", "threadpoolctl")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,7 +57,8 @@ def cpu_model():
 def cpu_flags():
     """The vector-instruction flags of interest that /proc/cpuinfo lists."""
     wanted = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16",
-              "avx512_vnni", "amx_tile", "neon", "asimd", "sve")
+              "avx512_vnni", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "neon",
+              "asimd", "sve")
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -58,6 +68,28 @@ def cpu_flags():
     except OSError:
         pass
     return []
+
+
+def cpu_id():
+    """Vendor, family, model and stepping from /proc/cpuinfo ({} elsewhere).
+
+    The model name alone can be generic ("Intel(R) Xeon(R) Processor" on cloud
+    machines); family and model numbers tell the generations apart.
+    """
+    wanted = {"vendor_id": "vendor", "cpu family": "family", "model": "model",
+              "stepping": "stepping"}
+    found = {}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                if key.strip() in wanted:
+                    found[wanted[key.strip()]] = value.strip()
+    except OSError:
+        pass
+    return found
 
 
 def core_count():
@@ -196,10 +228,23 @@ def child_env(threads=None):
     """The environment for an engine's process; with ``threads``, every pool capped."""
     env = dict(os.environ)
     if threads:
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "NUMBA_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        for name in CAPPED_THREAD_VARS:
             env[name] = str(threads)
     return env
+
+
+def thread_cap():
+    """The --threads cap of this engine process (int), or None: each library's default."""
+    text = os.environ.get(THREADS_VAR, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{THREADS_VAR}={text!r} must be a positive integer") from None
+    if value < 1:
+        raise ValueError(f"{THREADS_VAR}={text!r} must be a positive integer")
+    return value
 
 
 def machine_info():
@@ -208,6 +253,7 @@ def machine_info():
         "machine_name": machine_name(),
         "cpu_model": cpu_model(),
         "cpu_flags": cpu_flags(),
+        "cpu_id": cpu_id(),
         "cores": core_count(),
         "os_cpu_count": os.cpu_count(),
         "memory_bytes": memory_bytes(),

@@ -8,6 +8,9 @@ the timing settings, the tolerance and a list of cases, each an .npz holding
 weights, input and the float64 reference output (see :mod:`benchmarks.cases`).
 For every case the worker builds the engine, checks one call's output against
 the reference (max abs difference), then times it (:func:`benchmarks.timing.measure`).
+A streaming job (``"streaming": true``) builds the engine's streaming mode instead:
+the check runs every timestep of the case from zero states, the timing one step
+per call (see :mod:`benchmarks.streaming`).
 RESULT.json is rewritten after every case, so a crash or a timeout keeps what
 was done. Nothing is printed to stdout but the probe's answer.
 """
@@ -23,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log noise
 import numpy as np  # noqa: E402
 
 from . import cases, engines, system, timing  # noqa: E402
+from .base import Unsupported  # noqa: E402
 
 
 def _write(path, result):
@@ -65,16 +69,24 @@ def run_case(engine, job, case):
     weights, x, reference = cases.read_case(case["npz"])
     record = {"size": case["size"], "status": "ok", "variants": []}
     start = time.perf_counter()
-    variants = engine.build(job["cell"], weights, x, job["return_sequences"], job["dtype"],
-                            **job.get("options", {}))
+    if job.get("streaming"):
+        if engine.stream is None:
+            raise Unsupported(engine.no_stream)
+        variants = engine.stream(job["cell"], weights, x, job["dtype"],
+                                 **job.get("options", {}))
+    else:
+        variants = engine.build(job["cell"], weights, x, job["return_sequences"],
+                                job["dtype"], **job.get("options", {}))
     record["build_seconds"] = time.perf_counter() - start
     for variant in variants:
         entry = {"name": variant.name, "info": variant.info, "check": None, "timing": None}
         record["variants"].append(entry)
         try:
             t0 = time.perf_counter()
-            result = variant.run()
-            entry["first_call_seconds"] = time.perf_counter() - t0
+            result = (variant.check_run or variant.run)()
+            # Streaming: the checked pass over every step, not one call.
+            key = "check_pass_seconds" if variant.check_run else "first_call_seconds"
+            entry[key] = time.perf_counter() - t0
             entry["check"] = check(variant, result, reference, job["tolerance"])
             del result
             entry["timing"] = timing.measure(variant.run, **job["timing"])
@@ -102,22 +114,33 @@ def run_job(job_path, result_path):
     engine = engines.ENGINES[job["engine"]]
     result = {key: job[key] for key in ("engine", "options", "cell", "dtype",
                                         "return_sequences", "tolerance", "timing")}
+    result["streaming"] = bool(job.get("streaming"))
     result.update({"status": "ok", "pid": os.getpid(), "cases": []})
     for case in job["cases"]:
         try:
             record = run_case(engine, job, case)
-        except ImportError as error:
+        except (ImportError, Unsupported) as error:
             result["status"] = "skipped"
-            result["reason"] = _error_text(error)
+            result["reason"] = str(error) if isinstance(error, Unsupported) else _error_text(error)
             break
         except Exception as error:  # noqa: BLE001 - report, go on with the next size
             record = {"size": case["size"], "status": "error", "error": _error_text(error),
                       "traceback": traceback.format_exc(limit=8)}
         result["cases"].append(record)
-        result["threads"] = system.runtime_threads()
+        result["threads"] = _threads(result)
         _write(result_path, result)
-    result["threads"] = system.runtime_threads()
+    result["threads"] = _threads(result)
     _write(result_path, result)
+
+
+def _threads(result):
+    """The process' thread settings, with what the engine itself reported (its info)."""
+    threads = system.runtime_threads()
+    for record in result["cases"]:
+        reported = (record.get("info") or {}).get("threads")
+        if reported:
+            threads["engine"] = reported
+    return threads
 
 
 def probe(name):

@@ -120,3 +120,178 @@ def test_gpu_code_paths_run_on_the_cpu():
         import torch
         assert torch.backends.cuda.matmul.allow_tf32 is False
         assert torch.backends.cudnn.allow_tf32 is False
+
+
+# ---- ONNX Runtime, OpenVINO and the streaming case -----------------------------------
+
+def _gru_case(size, reset_after, seed=3):
+    """A GRU case in either bias layout: random per-gate weights, non-zero biases."""
+    weights, x = cases.make_case("GRU", size, seed=seed)
+    if not reset_after:
+        rng = np.random.default_rng(seed)
+        weights[2] = rng.uniform(-0.5, 0.5, size=weights[2].shape[1])
+    return weights, x
+
+
+def _reference(cell, weights, x, return_sequences, reset_after=True):
+    import minirnn
+    options = {} if cell == "LSTM" else {"reset_after": reset_after}
+    layer = getattr(minirnn, cell)(weights[1].shape[0], return_sequences=return_sequences,
+                                   dtype="float64", engine="numpy", **options)
+    layer.set_weights(weights)
+    return np.asarray(layer(x), dtype=np.float64)
+
+
+# cell, GRU reset_after, (B, T, D, M): batch 1 and odd sizes.
+ONNX_CASES = [("LSTM", None, (1, 7, 5, 3)), ("LSTM", None, (3, 4, 1, 5)),
+              ("GRU", True, (1, 7, 5, 3)), ("GRU", True, (3, 4, 1, 5)),
+              ("GRU", False, (1, 7, 5, 3)), ("GRU", False, (3, 4, 1, 5))]
+
+
+def _onnx_case(cell, reset_after, size):
+    if cell == "LSTM":
+        return cases.make_case(cell, size, seed=3)
+    return _gru_case(size, reset_after)
+
+
+def test_onnx_weight_layout_reorders_the_gate_blocks():
+    """Keras LSTM i, f, c, o -> ONNX i, o, f, c; GRU z, r, h kept; B = [Wb, Rb]."""
+    from benchmarks import onnx_engines
+    M, D = 2, 3
+    labels = np.repeat(np.arange(4.0), M)                      # gate k's columns hold k
+    kernel = np.tile(labels, (D, 1))
+    arrays, attributes = onnx_engines.onnx_weights(
+        "LSTM", [kernel, 10 + np.tile(labels, (M, 1)), 20 + labels])
+    assert arrays["W"].shape == (1, 4 * M, D) and arrays["R"].shape == (1, 4 * M, M)
+    np.testing.assert_array_equal(arrays["W"][0, :, 0], np.repeat([0.0, 3, 1, 2], M))
+    np.testing.assert_array_equal(arrays["R"][0, :, 0], 10 + np.repeat([0.0, 3, 1, 2], M))
+    np.testing.assert_array_equal(arrays["B"][0], np.concatenate(
+        [20 + np.repeat([0.0, 3, 1, 2], M), np.zeros(4 * M)]))
+    assert attributes == {}
+
+    labels = np.repeat(np.arange(3.0), M)
+    kernel = np.tile(labels, (D, 1))
+    bias = np.stack([10 + labels, 20 + labels])
+    arrays, attributes = onnx_engines.onnx_weights("GRU", [kernel, kernel[:M], bias])
+    np.testing.assert_array_equal(arrays["W"][0, :, 0], labels)
+    np.testing.assert_array_equal(arrays["B"][0], np.concatenate([10 + labels, 20 + labels]))
+    assert attributes == {"linear_before_reset": 1}
+    arrays, attributes = onnx_engines.onnx_weights("GRU", [kernel, kernel[:M], 10 + labels])
+    np.testing.assert_array_equal(arrays["B"][0], np.concatenate([10 + labels,
+                                                                  np.zeros(3 * M)]))
+    assert attributes == {"linear_before_reset": 0}
+    with pytest.raises(ValueError, match="GRU bias must be"):
+        onnx_engines.onnx_weights("GRU", [kernel, kernel[:M], np.zeros((3, 3 * M))])
+
+
+@pytest.mark.parametrize("cell, reset_after, size", ONNX_CASES)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_onnx_mapping_matches_minirnn_in_onnxruntime(cell, reset_after, size,
+                                                     return_sequences):
+    """The one-node ONNX model run by ONNX Runtime gives minirnn's float64 equations."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from benchmarks import onnx_engines
+    weights, x = _onnx_case(cell, reset_after, size)
+    expected = _reference(cell, weights, x, return_sequences, reset_after)
+    (variant,) = onnx_engines.onnxruntime_engine(cell, weights, x, return_sequences, "float32")
+    got = variant.fetch(variant.run())
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("cell, reset_after, size", ONNX_CASES[::2])
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_onnx_streaming_carries_the_states(cell, reset_after, size, engine):
+    """T=1 calls with initial_h / initial_c from the previous call give the whole sequence."""
+    pytest.importorskip("onnx")
+    pytest.importorskip(engine)
+    from benchmarks import onnx_engines
+    weights, x = _onnx_case(cell, reset_after, size)
+    expected = _reference(cell, weights, x, True, reset_after)
+    stream = getattr(onnx_engines, f"{engine}_stream")
+    (variant,) = stream(cell, weights, x, "float32")
+    np.testing.assert_allclose(variant.fetch(variant.check_run()), expected, rtol=0, atol=2e-6)
+    first = np.asarray(variant.run())
+    assert first.shape == (1, size[0], size[3])  # one step: Y_h
+
+
+@pytest.mark.parametrize("cell, reset_after, size", ONNX_CASES[:3])
+def test_openvino_runs_the_same_model_at_f32(cell, reset_after, size):
+    """OpenVINO keeps f32 (not the bf16 default of CPUs with AMX / AVX512_BF16)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("openvino")
+    from benchmarks import onnx_engines
+    weights, x = _onnx_case(cell, reset_after, size)
+    expected = _reference(cell, weights, x, True, reset_after)
+    (variant,) = onnx_engines.openvino_engine(cell, weights, x, True, "float32")
+    np.testing.assert_allclose(variant.fetch(variant.run()), expected, rtol=0, atol=2e-6)
+    assert variant.info["properties"]["INFERENCE_PRECISION_HINT"] == "f32"
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_onnx_engines_skip_float64_with_the_reason(engine):
+    pytest.importorskip("onnx")
+    pytest.importorskip(engine)
+    from benchmarks import onnx_engines
+    from benchmarks.base import Unsupported
+    weights, x = cases.make_case("GRU", (1, 3, 2, 3))
+    with pytest.raises(Unsupported, match="float64"):
+        getattr(onnx_engines, f"{engine}_engine")("GRU", weights, x, True, "float64")
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_minirnn_and_torch_streaming_match_the_sequence(cell):
+    """A stateful minirnn layer (and torch with its states) stepped T times = the sequence."""
+    weights, x = cases.make_case(cell, (2, 6, 3, 4), seed=2)
+    expected = cases.reference_output(cell, weights, x, True)
+    builders = [engines.minirnn_stream]
+    if importlib.util.find_spec("torch") is not None:
+        builders.append(engines.torch_stream)
+    for build in builders:
+        (variant,) = build(cell, weights, x, "float64")
+        np.testing.assert_allclose(variant.fetch(variant.check_run()), expected,
+                                   rtol=0, atol=1e-12)
+        for _ in range(8):  # past the end of the stream: wraps round, states carried on
+            variant.run()
+
+
+def test_streaming_sizes_need_one_timestep():
+    from benchmarks import streaming
+    assert streaming.sequence_size((32, 1, 128, 128), 50) == (32, 50, 128, 128)
+    with pytest.raises(ValueError, match="T=1"):
+        streaming.sequence_size((32, 2, 128, 128))
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--stream-sizes", "1x2x3x4"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "T=1" in done.stderr
+
+
+def test_new_engines_end_to_end_with_one_thread(tmp_path):
+    """onnxruntime and openvino through the harness (--threads 1), sequence and streaming."""
+    pytest.importorskip("onnx")
+    wanted = [name for name in ("onnxruntime", "openvino")
+              if importlib.util.find_spec(name) is not None]
+    if not wanted:
+        pytest.skip("neither onnxruntime nor openvino is installed")
+    argv = ["--engines", ",".join(wanted), "--cells", "LSTM", "--sizes", "1x8x2x3",
+            "--stream-sizes", "2x1x3x4", "--stream-steps", "5", "--dtype", "float32",
+            "--repeat-seconds", "0.02", "--min-samples", "3", "--threads", "1",
+            "--out", str(tmp_path), "--name", "smoke"]
+    done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = tmp_path / system.machine_name()
+    results = json.loads((folder / "smoke.json").read_text())
+    markdown = (folder / "smoke.md").read_text()
+    runs = {(run["engine"], run["mode"]): run for run in results["runs"]}
+    for name in wanted:
+        for mode, size in (("sequence", [1, 8, 2, 3]), ("streaming", [2, 1, 3, 4])):
+            (record,) = runs[name, mode]["cases"]
+            assert record["size"] == size
+            assert record["status"] == "ok", record
+            assert record["check"]["passed"] is True
+            assert record["timing"]["median_s"] > 0
+            threads = runs[name, mode]["processes"][0]["threads"]
+            assert {str(value) for value in threads["engine"].values()} == {"1"}
+    assert "streaming: one timestep per call" in markdown
+    assert "Threads: every engine's pools capped at 1" in markdown
