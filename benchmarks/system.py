@@ -119,7 +119,23 @@ def machine_name():
     model = re.sub(r"@.*$", " ", model)
     model = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", model, flags=re.IGNORECASE)
     slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-") or "unknown-cpu"
+    if slug == "intel-xeon":  # a virtual machine's generic name: say which generation
+        ident = cpu_id()
+        generation = _INTEL_GENERATIONS.get((ident.get("family"), ident.get("model")))
+        if generation is None and ident.get("model"):
+            generation = f"family{ident.get('family')}-model{ident.get('model')}"
+        if generation:
+            slug = f"{slug}-{generation}"
     return f"{slug}-{core_count()}c"
+
+
+# Intel family 6 model numbers of server generations that report a generic name
+# ("Intel(R) Xeon(R) Processor") in virtual machines.
+_INTEL_GENERATIONS = {
+    ("6", "85"): "skylake-cascade-lake", ("6", "106"): "ice-lake",
+    ("6", "143"): "sapphire-rapids", ("6", "207"): "emerald-rapids",
+    ("6", "173"): "granite-rapids",
+}
 
 
 def versions():
