@@ -589,6 +589,8 @@ class _Recurrent(_Configurable):
         return checked
 
     def _use_kernels(self):
+        """Whether calls run the compiled kernels (the engine, and activations they
+        know); a subclass that changes an activation's formula says no here."""
         return self._compiled
 
     def __call__(self, x, mask=None, initial_state=None, training=None):
@@ -619,7 +621,7 @@ class _Recurrent(_Configurable):
     def _forward(self, x, mask, states):
         """(all outputs or None, last output, final states) for validated inputs."""
         B, T, _ = x.shape
-        if not self._compiled:
+        if not self._use_kernels():
             outputs, states, _ = equations.run(
                 self._step_function(), x, states, mask, self.go_backwards,
                 self.zero_output_for_mask)
