@@ -6,6 +6,7 @@ without Keras (or without matplotlib) are tested by making the import fail.
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -443,3 +444,137 @@ def test_verify_bitwise_refuses_float64(capsys):
     status, out, _ = run(capsys, "verify", "--bitwise", "--dtype", "float64")
     assert status == 2
     assert "--dtype float64 does not apply" in out
+
+
+# ---- bad paths and sizes: exit 2 before any work, naming the path or the sizes ----
+
+def refused(capsys, *argv):
+    """The message of a command that must stop with exit status 2 and no output."""
+    status, out, err = run(capsys, *argv)
+    assert status == 2, (out, err)
+    assert "Traceback" not in out + err
+    return err
+
+
+def test_verify_json_into_a_missing_folder_is_refused_before_any_case(capsys, tmp_path,
+                                                                      monkeypatch):
+    def no_case(*args, **kwargs):
+        raise AssertionError("a case ran")
+
+    monkeypatch.setattr(verify, "run_verify_cases", no_case)
+    path = tmp_path / "missing" / "verify.json"
+    for bitwise in ((), ("--bitwise",)):
+        err = refused(capsys, "verify", *bitwise, "--cases", "2", "--json", str(path))
+        assert f"argument --json: cannot write '{path}'" in err
+        assert f"the folder '{tmp_path / 'missing'}' does not exist" in err
+    err = refused(capsys, "verify", "--json", str(tmp_path))
+    assert f"cannot write '{tmp_path}': it is a folder" in err
+    err = refused(capsys, "verify", "--json", "")
+    assert "expected a file name" in err
+
+
+def test_trace_plot_paths_are_checked_first(capsys, tmp_path):
+    err = refused(capsys, "trace", "--plot", str(tmp_path / "missing" / "t.png"))
+    assert f"the folder '{tmp_path / 'missing'}' does not exist" in err
+    err = refused(capsys, "trace", "--plot", str(tmp_path / "t.bogus"))
+    assert "unknown picture format '.bogus'" in err and ".png" in err and ".svg" in err
+    err = refused(capsys, "trace", "--plot", str(tmp_path))
+    assert "it is a folder" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_plot_without_an_extension_reports_the_file_it_writes(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    status, out, _ = run(capsys, "trace", "--plot", str(tmp_path / "gates"))
+    assert status == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["gates.png"]
+    assert f"Wrote {tmp_path / 'gates.png'}:" in out
+    status, out, _ = run(capsys, "trace", "--plot", str(tmp_path / "gates.SVG"))
+    assert status == 0 and (tmp_path / "gates.SVG").read_text().lstrip().startswith("<?xml")
+
+
+def test_trace_model_paths_are_checked_first(capsys, tmp_path):
+    import zipfile
+
+    err = refused(capsys, "trace", "--model", str(tmp_path / "none.keras"))
+    assert f"cannot read '{tmp_path / 'none.keras'}': no such file or folder" in err
+    archive = tmp_path / "no_config.keras"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("model.weights.h5", b"")
+    err = refused(capsys, "trace", "--model", str(archive))
+    assert f"cannot read '{archive}': a zip, but not a .keras model (it has no config.json)" in err
+    err = refused(capsys, "trace", "--model", str(tmp_path))
+    assert "not an unzipped .keras model (it has no config.json)" in err
+    text = tmp_path / "notes.h5"
+    text.write_text("not a model")
+    err = refused(capsys, "trace", "--model", str(text))
+    assert f"cannot read '{text}': not a saved Keras model" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="permissions do not stop the superuser")
+def test_unreadable_and_unwritable_paths(capsys, tmp_path):
+    locked = tmp_path / "locked.keras"
+    locked.write_bytes(b"PK")
+    locked.chmod(0)
+    err = refused(capsys, "trace", "--model", str(locked))
+    assert f"cannot read '{locked}': Permission denied" in err
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    err = refused(capsys, "verify", "--json", str(folder / "v.json"))
+    assert "permission denied" in err
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused(capsys):
+    err = refused(capsys, "shapes", "--units", "50000", "--no-keras")
+    assert "--units 50000 would need about 671 GiB of memory" in err
+    err = refused(capsys, "trace", "--timesteps", "2000000000")
+    assert "--timesteps 2000000000 --features 2 would need about" in err
+    err = refused(capsys, "trace", "--units", "100000", "--cell", "gru")
+    assert "--cell gru --units 100000" in err
+
+
+def test_the_memory_bound_is_the_budget(capsys, monkeypatch):
+    from minirnn.cli import limits
+
+    monkeypatch.setattr(limits, "memory_budget", lambda: (2**20, "a 1 MiB test cap"))
+    err = refused(capsys, "shapes", "--no-keras")
+    assert "more than the 1 MiB allowed (a 1 MiB test cap)" in err
+    monkeypatch.setattr(limits, "memory_budget", lambda: (2**30, "a 1 GiB test cap"))
+    status, _, _ = run(capsys, "shapes", "--no-keras", "--units", "64", "--timesteps", "100")
+    assert status == 0
+    assert limits.human_bytes(1536) == "1.5 KiB" and limits.human_bytes(3) == "3 B"
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(demo, "seed_experiment", broken)
+    monkeypatch.delenv("MINIRNN_TRACEBACK", raising=False)
+    status, _, err = run(capsys, "demo", "--no-keras")
+    assert status == 1
+    assert "internal error: RuntimeError: something inside broke" in err
+    monkeypatch.setattr(demo, "seed_experiment", lambda *a, **k: (_ for _ in ()).throw(
+        MemoryError()))
+    status, _, err = run(capsys, "demo", "--no-keras")
+    assert status == 2 and "out of memory" in err
+
+
+def test_no_traceback_in_a_real_process():
+    result = subprocess.run([sys.executable, "-m", "minirnn", "shapes", "--units", "50000"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--units 50000 would need about" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_trace_model_that_keras_cannot_load(capsys, tmp_path, keras_side):
+    import zipfile
+
+    archive = tmp_path / "broken.keras"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("config.json", "{not json")
+    err = refused(capsys, "trace", "--model", str(archive))
+    assert f"cannot load '{archive}': JSONDecodeError" in err

@@ -7,7 +7,10 @@ import sys
 
 from .. import __version__
 from . import demo, shapes, trace, verify
-from .common import FAILED, KERAS_HINT, PLOT_HINT, UNAVAILABLE, CommandError
+from .common import FAILED, KERAS_HINT, PLOT_HINT, UNAVAILABLE, USAGE, CommandError
+
+# The shell's status for a command ended by Ctrl-C (128 + SIGINT).
+INTERRUPTED = 130
 
 __all__ = ["build_parser", "main"]
 
@@ -48,4 +51,17 @@ def main(argv=None):
     except BrokenPipeError:  # the reader went away (e.g. `minirnn shapes | head`)
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
+    except KeyboardInterrupt:
+        print(f"\nminirnn {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except MemoryError:  # a size the estimates did not foresee
+        print(f"minirnn {args.command}: error: out of memory; choose smaller sizes",
+              file=sys.stderr)
+        return USAGE
+    except Exception as error:  # a bug: one line, the traceback on request
+        if os.environ.get("MINIRNN_TRACEBACK"):
+            raise
+        print(f"minirnn {args.command}: internal error: {type(error).__name__}: {error}\n"
+              "  (set MINIRNN_TRACEBACK=1 to see where; please report it)", file=sys.stderr)
         return FAILED

@@ -6,7 +6,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..layers import Bidirectional
-from . import keras_support
+from . import keras_support, limits
 from .arguments import positive_int
 from .common import FAILED, KERAS_HINT, LAYER_CLASSES, OK, SEED_SIZES
 from .keras_support import KerasUnavailable
@@ -120,9 +120,18 @@ def _shapes_notes(B, T, M):
     ]
 
 
+def memory_needed(B, T, D, M, keras):
+    """Bytes of the largest configuration of the table (a Bidirectional LSTM: two
+    layers, both halves of the output); twice that when Keras runs it too."""
+    one = 2 * limits.layer_bytes("LSTM", D, M) + limits.call_bytes(B, T, D, M, outputs=4)
+    return 2 * one if keras else one
+
+
 def run(args):
     """minirnn shapes: what each configuration returns, computed live."""
     B, T, D, M = args.batch, args.timesteps, args.features, args.units
+    limits.check_memory(f"--batch {B} --timesteps {T} --features {D} "
+                        f"--units {M}", memory_needed(B, T, D, M, keras=not args.no_keras))
     x = np.random.default_rng(0).standard_normal((B, T, D)).astype(np.float32)
     keras_layers, keras_name = None, "Keras"
     if not args.no_keras:

@@ -1,8 +1,12 @@
 """Plain-text output: tables, shapes, short numbers, JSON-safe values."""
 
+import json
 import math
 
-__all__ = ["format_table", "format_shape", "sci", "as_list", "call_text", "json_safe"]
+from .common import CommandError
+
+__all__ = ["format_table", "format_shape", "sci", "as_list", "call_text", "json_safe",
+           "write_json"]
 
 
 def format_table(headers, rows, align=None, indent="  "):
@@ -57,3 +61,12 @@ def json_safe(value):
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def write_json(path, value):
+    """Write ``value`` (made JSON-safe) to ``path``; CommandError if that fails."""
+    try:
+        with open(path, "w") as handle:
+            json.dump(json_safe(value), handle, indent=1)
+    except OSError as error:  # the folder went away, the disk is full, ...
+        raise CommandError(f"cannot write {path!r}: {error.strerror or error}")

@@ -3,9 +3,10 @@ statistics, and optionally a picture (heatmaps of the gates, curves of the state
 
 import numpy as np
 
-from . import keras_support
-from .arguments import non_negative_int, positive_int
-from .common import FAILED, KERAS_HINT, LAYER_CLASSES, OK, PLOT_HINT, SEED_SIZES, UNAVAILABLE
+from . import keras_support, limits
+from .arguments import image_file, model_path, non_negative_int, positive_int
+from .common import (FAILED, KERAS_HINT, LAYER_CLASSES, OK, PLOT_HINT, SEED_SIZES,
+                     UNAVAILABLE, CommandError)
 from .keras_support import KerasUnavailable
 from .tables import call_text, format_table
 
@@ -49,7 +50,11 @@ def layer_from_model(path):
     keras, _ = keras_support.import_keras()
     from ..keras_io import from_keras
 
-    model = keras.saving.load_model(path)
+    try:
+        with keras_support.native_stderr_silenced():
+            model = keras.saving.load_model(path)
+    except Exception as error:  # whatever Keras raises for a file it cannot load
+        raise CommandError(f"cannot load {path!r}: {type(error).__name__}: {error}")
     recurrent = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional")
     for layer in _walk_layers(model):
         kind = type(layer).__name__
@@ -76,6 +81,11 @@ def _trace_table(layer, trace):
     return format_table(headers, rows, align="llrrrrrr")
 
 
+def _batch(layer):
+    """1, or the batch size a stateful layer's states fix."""
+    return layer.states[0].shape[0] if layer.stateful and layer.states is not None else 1
+
+
 def run(args):
     """minirnn trace: every gate of a layer over one sequence, summarised and drawn."""
     from ..plotting import describe_trace, matplotlib_available, plot_trace
@@ -87,19 +97,29 @@ def run(args):
             print(f"--model needs Keras, which is not available ({error}).\n"
                   f"  To install it: {KERAS_HINT}")
             return UNAVAILABLE
-        except (OSError, ValueError, TypeError) as error:
+        except (ValueError, TypeError) as error:
             print(f"Could not use {args.model}: {error}")
             return FAILED
         D = layer.input_dim
+        batch = _batch(layer)
+        limits.check_memory(
+            f"--timesteps {args.timesteps} (batch {batch}, {D} features, {layer.units} units "
+            "from the model)",
+            limits.trace_bytes(type(layer).__name__, batch, args.timesteps, D, layer.units))
     else:
         kind = _CELL_CHOICES[args.cell]
-        layer = LAYER_CLASSES[kind](args.units, seed=args.seed)
         D = args.features
+        limits.check_memory(
+            f"--cell {args.cell} --units {args.units} --timesteps "
+            f"{args.timesteps} --features {D}",
+            limits.layer_bytes(kind, D, args.units)
+            + limits.trace_bytes(kind, 1, args.timesteps, D, args.units))
+        layer = LAYER_CLASSES[kind](args.units, seed=args.seed)
         layer.build(D)
         source = ("Keras' default initialisation, drawn from the seed: glorot_uniform "
                   "kernel,\n           orthogonal recurrent kernel, zero bias"
                   f"{' (the forget gate: ones)' if kind == 'LSTM' else ''}")
-    batch = layer.states[0].shape[0] if layer.stateful and layer.states is not None else 1
+    batch = _batch(layer)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((batch, args.timesteps, D))
     trace = layer.trace(x)
@@ -141,7 +161,10 @@ def run(args):
               f"{PLOT_HINT}")
         return FAILED
     title = f"{name}: {args.timesteps} timesteps, {D} features, seed {args.seed}"
-    plot_trace(trace, layer, args.plot, title=title)
+    try:
+        plot_trace(trace, layer, args.plot, title=title)
+    except (OSError, ValueError, RuntimeError) as error:  # e.g. the disk is full
+        raise CommandError(f"cannot write {args.plot!r}: {type(error).__name__}: {error}")
     print(f"\nWrote {args.plot}: one heatmap per gate (time across, units down) and "
           "the state\ncurves, each titled with its equation.")
     return OK
@@ -163,9 +186,10 @@ def add_parser(commands):
                         help="D (default 2); ignored with --model (the layer's)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="selects the random input and weights (default 0)")
-    parser.add_argument("--model", metavar="PATH",
+    parser.add_argument("--model", metavar="PATH", type=model_path,
                         help="a saved Keras model (.keras): trace its first recurrent layer "
                              "(a Bidirectional's forward layer)")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write a PNG: a heatmap per gate, the state curves")
+    parser.add_argument("--plot", metavar="PATH", type=image_file,
+                        help="write a picture (PNG; another extension picks another format, "
+                             "none means .png): a heatmap per gate, the state curves")
     parser.set_defaults(run=run)

@@ -3,17 +3,15 @@ property tests' generator), each run in minirnn and Keras; the worst errors by
 layer and by argument value. ``--bitwise`` is in :mod:`.verify_bitwise`.
 """
 
-import json
-
 import numpy as np
 
 from .. import __version__
 from . import keras_support
-from .arguments import non_negative_int, positive_int
+from .arguments import non_negative_int, output_file, positive_int
 from .common import FAIL, FAILED, KERAS_HINT, OK, UNAVAILABLE
 from .keras_support import KerasUnavailable
 from .progress import ProgressBar
-from .tables import format_table, json_safe, sci
+from .tables import format_table, sci, write_json
 
 __all__ = ["add_parser", "run", "run_verify_cases", "verify_tables", "layer_label",
            "argument_labels", "divergent_pass", "case_description"]
@@ -224,8 +222,7 @@ def run(args):
                   "minirnn_version": __version__,
                   "tolerances": {k: list(v) for k, v in cases_module.TOLERANCES.items()},
                   "summary": counts, "results": records}
-        with open(args.json, "w") as handle:
-            json.dump(json_safe(report), handle, indent=1)
+        write_json(args.json, report)
         print(f"\nWrote every case and result to {args.json}")
     failures = [r for r in records if r["status"] in ("fail", "error")]
     print()
@@ -248,7 +245,8 @@ def add_parser(commands):
                         help="how many configurations (default 100)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the configurations (default 0)")
-    parser.add_argument("--json", metavar="FILE", help="write every case and result")
+    parser.add_argument("--json", metavar="FILE", type=output_file,
+                        help="write every case and result")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                         help="force a dtype, or draw it per case (both, default)")
     parser.add_argument("--bitwise", action="store_true",

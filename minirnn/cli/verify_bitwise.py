@@ -1,8 +1,6 @@
 """minirnn verify --bitwise: random float32 configurations in the bitwise mode;
 per case, whether minirnn's bits equal Keras' and how many elements differ."""
 
-import json
-
 import numpy as np
 
 from .. import __version__
@@ -10,7 +8,7 @@ from . import keras_support
 from .common import FAIL, FAILED, KERAS_HINT, OK, UNAVAILABLE
 from .keras_support import KerasUnavailable
 from .progress import ProgressBar
-from .tables import format_table, json_safe, sci
+from .tables import format_table, sci, write_json
 from .verify import case_description, layer_label
 
 __all__ = ["run", "run_verify_bitwise_cases"]
@@ -98,8 +96,7 @@ def run(args):
                   "cases": args.cases, "keras_version": keras.__version__,
                   "minirnn_version": __version__, "platform": support.details,
                   "results": records}
-        with open(args.json, "w") as handle:
-            json.dump(json_safe(report), handle, indent=1)
+        write_json(args.json, report)
         print(f"\nWrote every case and result to {args.json}")
     different = [r for r in records if not r["identical"]]
     for record in different:
