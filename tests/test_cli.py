@@ -16,6 +16,7 @@ import pytest
 import minirnn
 from minirnn import cli, plotting
 from minirnn.cli import demo, keras_support, progress, shapes, tables, trace, verify
+from minirnn.cli.keras_support import reference
 
 
 def run(capsys, *argv):
@@ -340,7 +341,7 @@ def test_verify_dtype_is_forced(capsys, tmp_path, keras_side):
 
 
 def test_verify_reports_a_failure_so_it_can_be_rerun(capsys, monkeypatch, keras_side):
-    from reference import cases
+    cases = reference("cases")
 
     def failing(case):
         return {"max_abs": 0.5, "max_ulp": 1e6, "units": 2e5, "amplification": 1.0,
@@ -419,7 +420,7 @@ def test_verify_bitwise_reports_each_case(capsys, tmp_path, keras_side):
 
 def test_verify_bitwise_counts_differing_elements(capsys, monkeypatch, keras_side):
     from minirnn import bitwise
-    from reference import cases
+    cases = reference("cases")
     if not bitwise.bitwise_support():
         pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
     monkeypatch.setattr(cases, "run_bitwise_case", lambda case: {

@@ -34,8 +34,19 @@ def native_stderr_silenced():
 
 
 def reference(name):
-    """The Keras-side module ``reference.<name>`` (e.g. "cases", "keras_layers")."""
-    return importlib.import_module(f"reference.{name}")
+    """The Keras-side module ``<package>.<name>`` (e.g. "cases", "keras_layers").
+
+    Installed, the package is ``minirnn.reference`` (setup.py maps the repository's
+    ``reference/`` there, so that no top-level ``reference`` is installed); in a
+    source checkout it is the top-level ``reference`` beside ``minirnn/``.
+    """
+    try:
+        package = importlib.import_module("minirnn.reference")
+    except ModuleNotFoundError as error:
+        if error.name != "minirnn.reference":  # something inside it is missing
+            raise
+        package = importlib.import_module("reference")
+    return importlib.import_module(f"{package.__name__}.{name}")
 
 
 def import_keras():
