@@ -7,8 +7,9 @@ Public names only; ``import minirnn`` does not import TensorFlow or Keras.
 from .bitwise import BitwiseUnsupportedError, bitwise_support
 from .keras_io import from_keras
 from .layers import GRU, LSTM, Bidirectional, SimpleRNN
+from .model import Model, load_model
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "from_keras", "bitwise_support",
-           "BitwiseUnsupportedError", "__version__"]
+           "BitwiseUnsupportedError", "Model", "load_model", "__version__"]
