@@ -304,14 +304,14 @@ def test_trace_of_a_saved_keras_model(capsys, tmp_path, keras_side):
     model.save(path)
     status, out, _ = run(capsys, "trace", "--model", str(path), "--timesteps", "4")
     assert status == 0, out
-    assert "LSTM(3)" in out and "4 timesteps x 5 features" in out
-    assert "forward layer of Bidirectional" in out
+    assert "forward layer: LSTM(3)" in out and "backward layer: LSTM(3)" in out
+    assert "Statistics over 1 sequence x 4 steps x 3 units" in out
 
     dense = keras.Sequential([keras.Input((None, 4)), keras.layers.Dense(5)])
     dense.save(tmp_path / "dense.keras")
-    status, out, _ = run(capsys, "trace", "--model", str(tmp_path / "dense.keras"))
+    status, _, err = run(capsys, "trace", "--model", str(tmp_path / "dense.keras"))
     assert status == 1
-    assert "no LSTM, GRU" in out
+    assert "no LSTM, GRU" in err
 
 
 # ---- verify ------------------------------------------------------------------
@@ -571,11 +571,11 @@ def test_no_traceback_in_a_real_process():
     assert "Traceback" not in result.stderr
 
 
-def test_trace_model_that_keras_cannot_load(capsys, tmp_path, keras_side):
+def test_trace_model_that_cannot_be_loaded(capsys, tmp_path):
     import zipfile
 
     archive = tmp_path / "broken.keras"
     with zipfile.ZipFile(archive, "w") as handle:
         handle.writestr("config.json", "{not json")
     err = refused(capsys, "trace", "--model", str(archive))
-    assert f"cannot load '{archive}': JSONDecodeError" in err
+    assert str(archive) in err and "JSON" in err

@@ -7,8 +7,8 @@ import numpy as np
 
 from .. import __version__
 from . import keras_support
-from .arguments import non_negative_int, output_file, positive_int
-from .common import FAIL, FAILED, KERAS_HINT, OK, UNAVAILABLE
+from .arguments import input_file, model_path, non_negative_int, output_file, positive_int
+from .common import FAIL, FAILED, KERAS_HINT, OK, UNAVAILABLE, CommandError
 from .keras_support import KerasUnavailable
 from .progress import ProgressBar
 from .tables import format_table, sci, write_json
@@ -164,8 +164,26 @@ def case_description(case):
     return keras_support.reference("cases").describe(case)
 
 
+def _settle_arguments(args):
+    """Refuse the options that do not apply to the chosen mode; fill in defaults."""
+    if args.model:
+        extra = [f"--{name}" for name in ("cases", "dtype") if getattr(args, name) is not None]
+        if extra:
+            raise CommandError(f"{' and '.join(extra)} appl{'y' if len(extra) > 1 else 'ies'} "
+                               f"to random configurations, not to --model {args.model}")
+        return
+    if args.input:
+        raise CommandError("--input needs --model: the inputs of a saved model")
+    args.cases = 100 if args.cases is None else args.cases
+    args.dtype = "both" if args.dtype is None else args.dtype
+
+
 def run(args):
-    """minirnn verify: random configurations, minirnn against Keras."""
+    """minirnn verify: random configurations (or a saved model), minirnn against Keras."""
+    _settle_arguments(args)
+    if args.model:
+        from . import verify_model
+        return verify_model.run(args)
     if args.bitwise:
         if args.dtype == "float64":
             print("minirnn verify --bitwise compares float32 results; --dtype float64 "
@@ -237,20 +255,30 @@ def run(args):
 
 def add_parser(commands):
     parser = commands.add_parser(
-        "verify", help="random configurations compared with Keras",
+        "verify", help="random configurations, or a saved model, compared with Keras",
         description="Draw random configurations over the whole argument space (the "
                     "property tests' generator), run each in minirnn and Keras, and "
-                    "report the worst errors by layer and by argument value.")
-    parser.add_argument("--cases", type=positive_int, default=100,
+                    "report the worst errors by layer and by argument value. With --model, "
+                    "run a saved model in minirnn and in Keras and report the worst error "
+                    "per output.")
+    parser.add_argument("--cases", type=positive_int, default=None,
                         help="how many configurations (default 100)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the configurations (default 0)")
+                        help="seed of the configurations, or of a model's example inputs "
+                             "(default 0)")
     parser.add_argument("--json", metavar="FILE", type=output_file,
-                        help="write every case and result")
-    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
+                        help="write every case (or output) and its result")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
                         help="force a dtype, or draw it per case (both, default)")
     parser.add_argument("--bitwise", action="store_true",
-                        help="float32 configurations in the bitwise mode: report per case "
-                             "whether minirnn's bits equal Keras' and how many elements "
+                        help="the bitwise mode: report per case (or output) whether "
+                             "minirnn's float32 bits equal Keras' and how many elements "
                              "differ")
+    parser.add_argument("--model", metavar="PATH", type=model_path,
+                        help="a saved model (.keras file or folder, .h5): run it in minirnn "
+                             "and in Keras (tf-keras for Keras 2 files), each output compared")
+    parser.add_argument("--input", metavar="X", type=input_file,
+                        help="with --model: X.npy (one input) or X.npz (by input name or in "
+                             "order); default: the model's example inputs, padded at the "
+                             "end and at the start")
     parser.set_defaults(run=run)
