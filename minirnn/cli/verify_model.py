@@ -44,7 +44,8 @@ def compare(ours, theirs, bitwise=False):
         return record
     a, b = ours.astype(np.float64), theirs.astype(np.float64)
     both_nan = np.isnan(a) & np.isnan(b)
-    difference = np.where(both_nan, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore"):  # inf - inf
+        difference = np.where(both_nan | (a == b), 0.0, np.abs(a - b))
     difference = np.where(np.isnan(difference), np.inf, difference)
     record["max_abs"] = float(difference.max()) if difference.size else 0.0
     if bitwise:
@@ -53,7 +54,8 @@ def compare(ours, theirs, bitwise=False):
         record["within"] = differing == 0
     else:
         atol, rtol = TOLERANCES.get(str(ours.dtype), TOLERANCES["float32"])
-        record["within"] = bool(np.all(difference <= atol + rtol * np.abs(b)))
+        bound = np.where(both_nan, 0.0, atol + rtol * np.abs(np.nan_to_num(b)))
+        record["within"] = bool(np.all(difference <= bound))
     return record
 
 
