@@ -95,6 +95,15 @@ def test_summary_of_a_keras2_file(capsys, keras2_model):
     assert "Keras 2.x semantics: hard_sigmoid = clip(0.2x + 0.5, 0, 1)" in out
 
 
+def test_trace_of_a_keras2_file(capsys, tmp_path, keras2_model):
+    status, out, _ = run(capsys, "trace", "--model", keras2_model, "--plot",
+                         tmp_path / "lstm.png")
+    assert status == 0, out
+    assert "layer 'lstm'" in out and "i_t = hard_sigmoid(x_t W_i" in out
+    assert "its hard_sigmoid is clip(0.2 x + 0.5, 0, 1)" in out
+    assert (tmp_path / "lstm.png").exists()
+
+
 def test_bad_model_files(capsys, tmp_path):
     text = tmp_path / "model.keras"
     text.write_text("PK not really a zip")

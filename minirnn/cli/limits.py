@@ -11,7 +11,7 @@ import os
 from .common import CommandError
 
 __all__ = ["available_memory", "memory_budget", "check_memory", "human_bytes",
-           "layer_bytes", "call_bytes", "trace_bytes"]
+           "layer_bytes", "call_bytes", "trace_bytes", "kind_of"]
 
 # The share of the memory available now that one command may plan to use.
 BUDGET_SHARE = 0.5
@@ -83,6 +83,14 @@ def call_bytes(batch, timesteps, features, units, outputs=2):
     """Bytes of one call: the input, ``outputs`` (B, T, M)-sized results (two for a
     Bidirectional's halves) and the kernels' scratch (16 MiB of input projection)."""
     return 4 * batch * timesteps * (features + outputs * units) + 16 * 2**20
+
+
+def kind_of(layer):
+    """"LSTM", "GRU" or "SimpleRNN": the minirnn class a layer is, or derives from."""
+    for cls in type(layer).__mro__:
+        if cls.__name__ in GATES:
+            return cls.__name__
+    raise TypeError(f"not a minirnn LSTM, GRU or SimpleRNN: {type(layer).__name__}")
 
 
 def trace_bytes(kind, batch, timesteps, features, units):

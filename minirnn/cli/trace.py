@@ -6,7 +6,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..layers import Bidirectional
+from ..layers import GRU, Bidirectional
 from . import limits, models
 from .arguments import image_file, input_file, model_path, non_negative_int, positive_int
 from .common import FAILED, LAYER_CLASSES, OK, PLOT_HINT, SEED_SIZES, CommandError
@@ -116,7 +116,7 @@ def _model_trace_bytes(model, layer, batch, steps):
     width = 2 * max(widths)
     needed = 8 * batch * steps * (sum(inputs) + len(model.layers) * width)
     for sub in _sublayers(layer):
-        needed += limits.trace_bytes(type(sub).__name__, batch, steps,
+        needed += limits.trace_bytes(limits.kind_of(sub), batch, steps,
                                      getattr(sub, "input_dim", None) or width, sub.units)
     return needed
 
@@ -155,6 +155,8 @@ def model_layer_parts(args):
                f"  on {where},",
                "  as it reaches the layer inside the model (after the layers before it, with "
                "their mask)"]
+    if model.source.get("semantics") == "keras2":
+        heading.append("  written by Keras 2: its hard_sigmoid is clip(0.2 x + 0.5, 0, 1)")
     title = f"layer {name!r} ({kind}) of {os.path.basename(args.model)}"
     return heading, _split(layer, trace), title
 
@@ -177,7 +179,7 @@ def _print_part(part):
             print(f"  {entry.equation:<{width}}  {entry.meaning}")
         else:
             print(f"  {entry.equation}\n      {entry.meaning}")
-    if type(layer).__name__ == "GRU" and layer.reset_after and layer.use_bias:
+    if isinstance(layer, GRU) and layer.reset_after and layer.use_bias:
         print("  (reset_after=True: b is the input bias, bias[0]; b' the recurrent bias, "
               "bias[1])")
     print()
