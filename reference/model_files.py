@@ -1,7 +1,8 @@
 """Small saved Keras models and Keras' own outputs on them: the fixtures of
 tests/test_model.py and tests/test_files.py.
 
-    python -m reference.model_files tests/data          # rewrite the committed fixtures
+    python -m reference.model_files DIR            # write the fixtures into DIR
+    python -m reference.model_files --table DIR    # worst errors per layer and file kind
 
 Two parts, each in its own process (Keras 3 and tf-keras cannot share one):
 
@@ -33,12 +34,13 @@ KERAS3 = {
     "timeseries_bn": "float32", "masking_pool": "float32", "merges": "float32",
     "reshapes": "float32", "cells": "float32", "concat_mask": "float32",
     "options": "float32", "time_lstm": "float32", "text_bilstm64": "float64",
-    "merges64": "float64", "bitwise": "float32",
+    "merges64": "float64", "bitwise": "float32", "sequential": "float32",
 }
 KERAS2 = {
     "k2_hard": "float32", "k2_bidir": "float32", "k2_seq2seq": "float32",
     "k2_conv": "float32", "k2_cells": "float32", "k2_merges": "float32",
-    "k2_cudnn": "float32", "k2_float64": "float64",
+    "k2_cudnn": "float32", "k2_float64": "float64", "k2_misc": "float32",
+    "k2_sequential": "float32",
 }
 BATCH, STEPS = 6, 7
 
@@ -77,6 +79,21 @@ def randomise(model, rng):
                 values = np.abs(values) + 0.5
             new.append(values.astype(w.dtype))
         layer.set_weights(new)
+
+
+def layer_classes(model):
+    """The Keras classes a model uses, wrapped ones too: "RNN(StackedRNNCells)",
+    "TimeDistributed(Dense)", "Bidirectional(LSTM)"."""
+    names = set()
+    for layer in model.layers:
+        kind = type(layer).__name__
+        names.add(kind)
+        if kind == "RNN":
+            names.add(f"RNN({type(layer.cell).__name__})")
+        elif kind in ("TimeDistributed", "Bidirectional"):
+            inner = layer.forward_layer if kind == "Bidirectional" else layer.layer
+            names.add(f"{kind}({type(inner).__name__})")
+    return sorted(names)
 
 
 # ---- Keras 3 ----------------------------------------------------------------------
@@ -243,6 +260,12 @@ def keras3_models(rng):
         return keras.Model([x, m], [f, L.RepeatVector(2)(r)]), \
             [_tokens(rng, 30), _floats(rng, (STEPS, 3))]
 
+    def model_sequential():
+        model = keras.Sequential([
+            keras.Input((STEPS, 3)), L.Masking(), L.GRU(3, return_sequences=True),
+            L.Dropout(0.2), L.LSTM(2), L.Dense(2, activation="relu")])
+        return model, [_floats(rng, (STEPS, 3))]
+
     makers = {name: value for name, value in locals().items() if name.startswith("model_")}
     result = {}
     for name, dtype in KERAS3.items():
@@ -269,7 +292,7 @@ def write_keras3(out):
         model.save(os.path.join(out, f"{name}.h5"))
         manifest[name] = {"dtype": KERAS3[name], "semantics": "keras3",
                           "files": [f"{name}.keras", f"{name}.h5"],
-                          "classes": sorted({type(layer).__name__ for layer in model.layers})}
+                          "classes": layer_classes(model)}
     _lambda_file(out)
     return manifest
 
@@ -368,8 +391,36 @@ def keras2_models(rng, out):
         keras.backend.set_floatx("float32")
         return model, [_floats(rng, (STEPS, 3), dtype="float64")]
 
+    def k2_misc():
+        a = keras.Input((STEPS, 4))
+        b = keras.Input((STEPS, 4))
+        y = L.Permute((2, 1))(a)
+        y = L.Reshape((STEPS, 4))(y)
+        y = L.Activation("tanh")(y)
+        for noise in (L.Dropout(0.3), L.SpatialDropout1D(0.3), L.GaussianNoise(0.3),
+                      L.GaussianDropout(0.3), L.AlphaDropout(0.3),
+                      L.ActivityRegularization(0.1)):
+            y = noise(y)
+        y = L.LayerNormalization()(y)
+        y = L.AveragePooling1D(2, strides=1, padding="same")(y)
+        s = L.Subtract()([y, b])
+        v = L.Average()([y, b])
+        w = L.Minimum()([y, b])
+        c = L.Concatenate()([s, v, w])
+        g = L.Concatenate()([L.GlobalMaxPooling1D()(c), L.GlobalAveragePooling1D()(c)])
+        r = L.RepeatVector(3)(g)
+        r = L.SimpleRNN(2, return_sequences=True)(r)
+        return keras.Model([a, b], L.Dense(2)(L.Flatten()(r))), \
+            [_floats(rng, (STEPS, 4), False), _floats(rng, (STEPS, 4), False)]
+
+    def k2_sequential():
+        model = keras.Sequential([L.LSTM(3, input_shape=(STEPS, 2), return_sequences=True),
+                                  L.GRU(2), L.Dense(1)])
+        return model, [_floats(rng, (STEPS, 2), False)]
+
     result = {}
-    for maker in (k2_hard, k2_bidir, k2_seq2seq, k2_conv, k2_cells, k2_merges, k2_float64):
+    for maker in (k2_misc, k2_sequential, k2_hard, k2_bidir, k2_seq2seq, k2_conv, k2_cells,
+                  k2_merges, k2_float64):
         result[maker.__name__] = maker()
     # CuDNN layers cannot run on a CPU: the file holds their weights, and the
     # reference is the LSTM/GRU model Keras 2 loads those weights into.
@@ -399,12 +450,56 @@ def write_keras2(out):
         arrays.update({f"y{k}": np.asarray(v) for k, v in enumerate(outputs)})
         np.savez(os.path.join(out, f"{name}.npz"), **arrays)
         manifest[name] = {"dtype": KERAS2[name], "semantics": "keras2", "files": [f"{name}.h5"],
-                          "classes": sorted({type(layer).__name__ for layer in model.layers})}
+                          "classes": layer_classes(model)}
     return manifest
+
+
+def table(directory):
+    """Markdown: per layer class and file kind, the worst |minirnn - Keras| over the
+    fixtures that use it, and that error over the tolerance (1e-6 + 1e-6 |Keras| in
+    float32, 1e-12 + 1e-12 |Keras| in float64)."""
+    import minirnn
+    with open(os.path.join(directory, "manifest.json")) as handle:
+        manifest = json.load(handle)
+    columns = {"Keras 3 .keras": ".keras", "Keras 3 .h5": ".h5", "Keras 2 .h5": "k2"}
+    worst = {}
+    for name, info in manifest.items():
+        data = np.load(os.path.join(directory, f"{name}.npz"))
+        xs = [data[k] for k in sorted(data.files) if k.startswith("x")]
+        ys = [data[f"y{k}"] for k in range(len(data.files)) if f"y{k}" in data.files]
+        for file in info["files"]:
+            column = "Keras 2 .h5" if info["semantics"] == "keras2" else \
+                ("Keras 3 .keras" if file.endswith(".keras") else "Keras 3 .h5")
+            got = minirnn.load_model(os.path.join(directory, file))(xs)
+            got = got if isinstance(got, list) else [got]
+            tol = 1e-6 if info["dtype"] == "float32" else 1e-12
+            error = max(float(np.max(np.abs(a.astype(float) - b))) for a, b in zip(got, ys))
+            ratio = max(float(np.max(np.abs(a.astype(float) - b) / (tol + tol * np.abs(b))))
+                        for a, b in zip(got, ys))
+            for kind in info["classes"]:
+                key = (kind, column, info["dtype"])
+                old = worst.get(key, (0.0, 0.0, []))
+                worst[key] = (max(old[0], error), max(old[1], ratio), old[2] + [name])
+    kinds = sorted({k[0] for k in worst})
+    lines = ["| layer | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for kind in kinds:
+        cells = []
+        for column in columns:
+            parts = []
+            for dtype in ("float32", "float64"):
+                if (kind, column, dtype) in worst:
+                    error, ratio, _ = worst[(kind, column, dtype)]
+                    parts.append(f"{error:.1e} ({ratio:.2f}){' f64' if dtype == 'float64' else ''}")
+            cells.append("; ".join(parts) or "—")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--table":
+        print(table(argv[1]))
+        return 0
     if len(argv) == 2 and argv[0] in ("--keras3", "--keras2"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         out = argv[1]
