@@ -136,14 +136,19 @@ def _unique(specs):
 
 
 def _refs(value, where):
-    """[name, node, index] triples (Keras' input_layers / output_layers) as Refs."""
+    """Keras' input_layers / output_layers as a flat list of Refs: [layer, node,
+    index] triples, possibly nested (a layer's states) or keyed by name."""
     if isinstance(value, dict):
         value = list(value.values())
-    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
-        value = [value]
+    if _is_triple(value):
+        return [_triple(value, where)]
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{where} must be a list of [layer, node, index]")
-    return [_triple(item, where) for item in value]
+    return [ref for item in value for ref in _refs(item, where)]
+
+
+def _is_triple(value):
+    return isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
 
 
 def _triple(item, where):
