@@ -19,6 +19,7 @@ import shlex
 import sys
 
 from . import cases, engines, report, streaming, system
+from .model import DEFAULT_BATCH as DEFAULT_MODEL_BATCH
 from .runner import Settings, run_suite
 
 DEFAULT_OUT = os.path.join("benchmarks", "results")
@@ -130,6 +131,19 @@ def parser():
                                   "custom, memory or startup)")
     p.add_argument("--runs", type=int, default=3,
                    help="startup mode: fresh processes per cell with a warm cache")
+    p.add_argument("--model", metavar="PATH",
+                   help="time a saved model (.keras file or folder, .h5): minirnn's "
+                        "Model.predict against Keras' model.predict and its model in a "
+                        "tf.function (tf-keras for Keras 2 files), each in its own process")
+    p.add_argument("--input", metavar="X",
+                   help="with --model: X.npy or X.npz (arrays by input name or in order); "
+                        "default: the model's example inputs")
+    p.add_argument("--batch", type=int,
+                   help=f"with --model: batch size of the example inputs (default "
+                        f"{DEFAULT_MODEL_BATCH})")
+    p.add_argument("--timesteps", type=int,
+                   help="with --model: timesteps of the example inputs where the model "
+                        "does not fix them")
     return p
 
 
@@ -189,10 +203,35 @@ def default_name(args):
     return "full"
 
 
+def model_main(args):
+    """python -m benchmarks --model PATH: the table, printed."""
+    from . import model
+    for path in (args.model, args.input):
+        if path and not os.path.exists(path):
+            print(f"python -m benchmarks: error: {path!r}: no such file or folder",
+                  file=sys.stderr)
+            return 2
+    chosen = args.engines or list(model.ENGINES)
+    others = [name for name in chosen if name not in model.ENGINES]
+    if others:
+        print(f"python -m benchmarks: error: --engines {','.join(others)} cannot run a saved "
+              f"model; with --model choose from {', '.join(model.ENGINES)}", file=sys.stderr)
+        return 2
+    try:
+        results = model.run(args, engines=chosen)
+    except ValueError as error:  # a model or input file minirnn refuses
+        print(f"python -m benchmarks: error: {error}", file=sys.stderr)
+        return 2
+    print(model.table(results))
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     mode = args.mode_flag or args.mode
+    if args.model:
+        return model_main(args)
     command = command_line(argv)
     machine = system.machine_info()
     if mode == "memory":

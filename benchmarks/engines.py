@@ -89,7 +89,8 @@ def minirnn_bitwise_stream(cell, weights, x, dtype):
 # ---- Keras (TensorFlow backend) ------------------------------------------------
 
 def _keras_layer(cell, weights, return_sequences, dtype, **config):
-    from reference.keras_layers import build_layer
+    from minirnn.cli.keras_support import reference
+    build_layer = reference("keras_layers").build_layer
     M = weights[1].shape[0]
     config = {"kind": cell, "units": M, "return_sequences": return_sequences,
               "dtype": dtype, **config}
@@ -112,7 +113,8 @@ def keras_predict_engine(cell, weights, x, return_sequences, dtype):
     batch at once (batch_size=B, so no batch is split) and returns NumPy.
     """
     _hide_gpus()
-    from reference.keras_layers import keras
+    from minirnn.cli.keras_support import reference
+    keras = reference("keras_layers").keras
     k = keras()
     weights, x = _cast(weights, x, dtype)
     layer = _keras_layer(cell, weights, return_sequences, dtype)

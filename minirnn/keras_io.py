@@ -114,12 +114,14 @@ def _recurrent_from_keras(keras, layer, bitwise):
 
 
 def from_keras(layer, bitwise=False):
-    """A minirnn layer that computes what the given Keras 3 layer computes.
+    """A minirnn layer that computes what the given Keras 3 layer computes; for a
+    whole Keras Sequential or Functional model, a :class:`minirnn.Model`.
 
     Args:
         layer: a built keras.layers.LSTM, GRU, SimpleRNN, Bidirectional (of those),
             or RNN wrapping an LSTMCell, GRUCell or SimpleRNNCell. A stateful
-            layer's current states are copied too.
+            layer's current states are copied too. Or a keras.Model (Sequential or
+            Functional): see minirnn.load_model for what it may contain.
         bitwise: reproduce the layer's float32 results on TensorFlow's CPU bit for
             bit (see minirnn.bitwise_support() and the README's "Bitwise mode").
 
@@ -138,6 +140,9 @@ def from_keras(layer, bitwise=False):
     if not isinstance(bitwise, (bool, np.bool_)):
         raise TypeError(f"`bitwise` must be True or False; received {bitwise!r}.")
     keras = _keras()
+    if isinstance(layer, keras.Model):
+        from .model import from_keras_model
+        return from_keras_model(layer, bool(bitwise))
     if _is_keras_class(layer, "Bidirectional"):
         where = f"layer {layer.name!r} (Bidirectional)"
         dtype = _dtype_name(layer, where)

@@ -113,11 +113,12 @@ def describe_trace(layer):
     """
     describers = {"LSTM": _lstm_entries, "GRU": _gru_entries,
                   "SimpleRNN": _simple_rnn_entries}
-    kind = type(layer).__name__
-    if kind not in describers:
-        raise TypeError(
-            f"`layer` must be a minirnn LSTM, GRU or SimpleRNN; received {kind}.")
-    return describers[kind](layer)
+    # By the classes it derives from: a saved Keras 2 model's layers are subclasses.
+    for cls in type(layer).__mro__:
+        if cls.__name__ in describers:
+            return describers[cls.__name__](layer)
+    raise TypeError(
+        f"`layer` must be a minirnn LSTM, GRU or SimpleRNN; received {type(layer).__name__}.")
 
 
 def matplotlib_available():

@@ -9,6 +9,9 @@ import os
 import numpy as np
 import pytest
 
+# The Keras side: the repository's reference/ here, minirnn.reference where installed.
+from minirnn.cli.keras_support import reference  # noqa: F401  (used by the test modules)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # Tolerances against Keras, justified in reference/cases.py and the README.
@@ -45,5 +48,5 @@ def assert_close(ours, theirs, dtype):
 
 
 def random_weights(kind, D, M, use_bias=True, reset_after=True, dtype="float64", seed=0):
-    from reference.keras_layers import random_weights as make
+    make = reference("keras_layers").random_weights
     return make(np.random.default_rng(seed), kind, D, M, use_bias, reset_after, dtype)

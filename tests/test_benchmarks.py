@@ -295,3 +295,44 @@ def test_new_engines_end_to_end_with_one_thread(tmp_path):
             assert {str(value) for value in threads["engine"].values()} == {"1"}
     assert "streaming: one timestep per call" in markdown
     assert "Threads: every engine's pools capped at 1" in markdown
+
+
+def test_model_mode_times_a_saved_model(tmp_path):
+    """python -m benchmarks --model: minirnn and Keras' tf.function on a user's model,
+    each in its own process, outputs checked against minirnn's float64 run."""
+    pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4, return_sequences=True),
+                              keras.layers.GRU(2)])
+    path = tmp_path / "small.keras"
+    model.save(path)
+    argv = ["--model", str(path), "--engines", "minirnn,keras-function", "--batch", "2",
+            "--timesteps", "5", "--repeat-seconds", "0.05", "--min-samples", "3"]
+    done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()
+            if line.startswith("| minirnn") or line.startswith("| keras")}
+    assert set(rows) == {"minirnn", "keras-function"}
+    assert "Model.predict" in rows["minirnn"] and "1.00x" in rows["minirnn"]
+    assert "tf.function" in rows["keras-function"] and "FAILED" not in done.stdout
+    assert "keras3 semantics; Keras side: Keras 3" in done.stdout
+
+
+def test_model_mode_table_marks_failures_and_skips():
+    from benchmarks import model
+    timing = {"median_s": 2e-3, "iqr_s": 1e-4}
+    results = {"model": "m.keras", "source": {"format": "keras", "semantics": "keras3"},
+               "inputs": [["x", [2, 5, 3], "float32"]], "keras": "keras", "dtype": "float32",
+               "engines": [
+                   {"engine": "minirnn", "status": "ok", "variants": [
+                       {"name": "Model.predict", "timing": {**timing, "median_s": 1e-3},
+                        "check": {"passed": True, "max_abs_diff": 1e-8}}]},
+                   {"engine": "keras-predict", "status": "skipped",
+                    "reason": "ModuleNotFoundError: keras", "variants": []},
+                   {"engine": "keras-function", "status": "ok", "variants": [
+                       {"name": "tf.function", "timing": timing,
+                        "check": {"passed": False, "max_abs_diff": 0.5}}]}]}
+    text = model.table(results)
+    assert "| keras-predict | SKIPPED: ModuleNotFoundError: keras |" in text
+    assert "| keras-function | tf.function | 2,000 | 100 | 5.0e-01 FAILED | 2.00x |" in text

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import minirnn
-from conftest import case
+from conftest import case, reference
 from minirnn import bitwise, exact, kernels
 
 SUPPORT = bitwise.bitwise_support()
@@ -24,7 +24,7 @@ KINDS = ["LSTM", "GRU", "GRU_v1", "SimpleRNN"]
 
 
 def check(**overrides):
-    from reference.cases import run_bitwise_case
+    run_bitwise_case = reference("cases").run_bitwise_case
     c = case(**{"dtype": "float32", **overrides})
     result = run_bitwise_case(c)
     assert result["identical"], (result, c)
@@ -116,7 +116,7 @@ def test_model_predict(keras, kind):
     TensorFlow's graph optimiser keeps the layer's order of operations (the README
     lists where it does not): LSTM and GRU with their default activations, and
     SimpleRNN without bias."""
-    from reference.cases import run_bitwise_case
+    run_bitwise_case = reference("cases").run_bitwise_case
     result = run_bitwise_case(case(kind=kind, dtype="float32", B=5, T=7, D=9, M=3,
                                    use_bias=kind != "SimpleRNN", return_sequences=True),
                               predict=True)
@@ -128,8 +128,10 @@ def test_keras_predict_reorders_simple_rnn_bias(keras):
     """Pins a TensorFlow behaviour: in model.predict, the graph optimiser's remapper
     turns SimpleRNN's (x W + b) + h U into (x W + h U) + b, so Keras' own eager and
     predict results differ; the bitwise mode reproduces the eager call."""
-    from reference.cases import (bitwise_differences, keras_layer, make_data, run_calls)
-    from reference.keras_layers import predict
+    cases = reference("cases")
+    bitwise_differences, keras_layer = cases.bitwise_differences, cases.keras_layer
+    make_data, run_calls = cases.make_data, cases.run_calls
+    predict = reference("keras_layers").predict
     c = case(kind="SimpleRNN", dtype="float32", B=5, T=7, D=9, M=3, return_sequences=True)
     weights, calls = make_data(c)
     layer = keras_layer(c, weights)
@@ -163,7 +165,7 @@ def test_denormal_results_are_flushed(keras):
 @pytest.mark.parametrize("kind", KINDS)
 def test_signed_zero_without_bias(keras, kind):
     """Without a bias Keras adds nothing, so a -0 sum stays -0 (minirnn adds -0.0)."""
-    from reference.cases import keras_layer
+    keras_layer = reference("cases").keras_layer
     c = case(kind=kind, dtype="float32", use_bias=False, B=1, T=2, D=1, M=2,
              return_sequences=True)
     weights = [np.full(w, 1e-20) for w in ((1, 2 * {"LSTM": 4, "SimpleRNN": 1}.get(kind, 3)),
@@ -179,7 +181,9 @@ def test_signed_zero_without_bias(keras, kind):
 @needs_platform
 def test_default_mode_differs_where_bitwise_agrees(keras):
     """The test can fail: the default kernels differ in the last bits here."""
-    from reference.cases import bitwise_differences, keras_layer, make_data, run_calls
+    cases = reference("cases")
+    bitwise_differences, keras_layer = cases.bitwise_differences, cases.keras_layer
+    make_data, run_calls = cases.make_data, cases.run_calls
     c = case(kind="LSTM", dtype="float32", B=5, T=10, D=400, M=9, return_sequences=True,
              return_state=True)
     weights, calls = make_data(c)
@@ -194,7 +198,7 @@ def test_default_mode_differs_where_bitwise_agrees(keras):
 @needs_platform
 def test_layer_api_without_from_keras(keras):
     """Constructor + set_weights with bitwise=True, and Bidirectional(bitwise=True)."""
-    from reference.keras_layers import random_weights
+    random_weights = reference("keras_layers").random_weights
     rng = np.random.default_rng(3)
     weights = random_weights(rng, "GRU", 4, 6, dtype="float32")
     x = rng.normal(size=(3, 5, 4)).astype(np.float32)
@@ -218,7 +222,9 @@ def test_layer_api_without_from_keras(keras):
 @needs_platform
 def test_random_cases(keras):
     """40 random float32 configurations (minirnn verify --bitwise's generator)."""
-    from reference.cases import describe, random_bitwise_case, run_bitwise_case
+    cases = reference("cases")
+    describe, random_bitwise_case = cases.describe, cases.random_bitwise_case
+    run_bitwise_case = cases.run_bitwise_case
     rng = np.random.default_rng(2026)
     for _ in range(40):
         c = random_bitwise_case(rng)

@@ -4,14 +4,19 @@ Keras-dependent tests skip when TensorFlow is not installed; the paths taken
 without Keras (or without matplotlib) are tested by making the import fail.
 """
 
+import io
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import minirnn
 from minirnn import cli, plotting
+from minirnn.cli import demo, keras_support, progress, shapes, tables, trace, verify
+from minirnn.cli.keras_support import reference
 
 
 def run(capsys, *argv):
@@ -25,8 +30,8 @@ def run(capsys, *argv):
 def no_keras(monkeypatch):
     """Make Keras look uninstalled to the command line."""
     def unavailable():
-        raise cli.KerasUnavailable("ModuleNotFoundError: No module named 'keras'")
-    monkeypatch.setattr(cli, "import_keras", unavailable)
+        raise keras_support.KerasUnavailable("ModuleNotFoundError: No module named 'keras'")
+    monkeypatch.setattr(keras_support, "import_keras", unavailable)
 
 
 @pytest.fixture
@@ -115,7 +120,7 @@ def test_demo_fails_when_the_bits_differ(capsys, keras_side, monkeypatch):
     from minirnn import bitwise
     if not bitwise.bitwise_support():
         pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
-    monkeypatch.setattr(cli, "bitwise_differences", lambda ours, theirs: (2, 9))
+    monkeypatch.setattr(demo, "bitwise_differences", lambda ours, theirs: (2, 9))
     status, out, _ = run(capsys, "demo")
     assert status == 1
     assert out.count("bitwise=True: 2 of 9 elements DIFFER") == 4
@@ -123,12 +128,12 @@ def test_demo_fails_when_the_bits_differ(capsys, keras_side, monkeypatch):
 
 
 def good_outputs(seed=0):
-    _, _, results = cli.seed_experiment(seed)
+    _, _, results = demo.seed_experiment(seed)
     return {name: [a.copy() for a in arrays] for name, (_, arrays) in results.items()}
 
 
 def test_claims_hold_on_the_real_results():
-    claims = cli.check_claims(good_outputs())
+    claims = demo.check_claims(good_outputs())
     assert [c.number for c in claims] == [1, 2, 3, 4]
     assert all(c.passed for c in claims)
 
@@ -136,45 +141,45 @@ def test_claims_hold_on_the_real_results():
 def test_each_claim_catches_its_own_violation():
     bad = good_outputs()
     bad["lstm1"][0] = bad["lstm1"][0] + 0.1           # o is not h
-    assert [c.passed for c in cli.check_claims(bad)] == [False, True, True, True]
+    assert [c.passed for c in demo.check_claims(bad)] == [False, True, True, True]
 
     bad = good_outputs()
     bad["gru2"][0] = bad["gru2"][0][:, :-1]            # T - 1 steps only
-    assert not cli.check_claims(bad)[1].passed
+    assert not demo.check_claims(bad)[1].passed
 
     bad = good_outputs()
     bad["lstm2"][2] = bad["lstm2"][2] * 2              # c differs between lstm1 and lstm2
-    passed = [c.passed for c in cli.check_claims(bad)]
+    passed = [c.passed for c in demo.check_claims(bad)]
     assert passed == [True, True, False, True]
 
     bad = good_outputs()
     bad["gru1"] = bad["gru1"] + [bad["gru1"][1]]       # a GRU returning three arrays
-    passed = [c.passed for c in cli.check_claims(bad)]
+    passed = [c.passed for c in demo.check_claims(bad)]
     assert passed == [True, True, True, False]
 
     bad = good_outputs()
     bad["lstm1"] = bad["lstm1"][:1]                    # no states at all: no crash
-    assert not any(c.passed for c in cli.check_claims(bad)[:1] + cli.check_claims(bad)[2:])
+    assert not any(c.passed for c in demo.check_claims(bad)[:1] + demo.check_claims(bad)[2:])
 
 
 def test_rounding_level_differences_still_pass_but_are_reported():
     outputs = good_outputs()
     outputs["lstm1"][0] = np.nextafter(outputs["lstm1"][0], np.float32(1))
-    claim = cli.check_claims(outputs)[0]
+    claim = demo.check_claims(outputs)[0]
     assert claim.passed
     assert "within" in claim.evidence[0]
 
 
 def test_demo_exits_non_zero_when_a_claim_fails(capsys, monkeypatch):
-    real = cli.seed_experiment
+    real = demo.seed_experiment
 
-    def broken(seed, sizes=cli.SEED_SIZES):
+    def broken(seed, sizes=demo.SEED_SIZES):
         x, weights, results = real(seed, sizes)
         arguments, arrays = results["gru1"]
         results["gru1"] = (arguments, [arrays[0], arrays[1] + 1])
         return x, weights, results
 
-    monkeypatch.setattr(cli, "seed_experiment", broken)
+    monkeypatch.setattr(demo, "seed_experiment", broken)
     status, out, _ = run(capsys, "demo", "--no-keras")
     assert status == 1
     assert "[FAIL] 1." in out
@@ -228,8 +233,8 @@ def test_shapes_confirmed_by_keras(capsys, keras_side):
 
 def test_describe_returns_groups_equal_shapes():
     names = ["o", "h_fwd", "c_fwd", "h_bwd", "c_bwd"]
-    shapes = [(1, 8, 6)] + [(1, 3)] * 4
-    assert cli.describe_returns(names, shapes) == "o (1, 8, 6); h_fwd, c_fwd, h_bwd, c_bwd (1, 3)"
+    returned = [(1, 8, 6)] + [(1, 3)] * 4
+    assert shapes.describe_returns(names, returned) == "o (1, 8, 6); h_fwd, c_fwd, h_bwd, c_bwd (1, 3)"
 
 
 # ---- trace -------------------------------------------------------------------
@@ -254,11 +259,11 @@ def test_trace_prints_the_equations(capsys):
 
 
 def test_gate_statistics():
-    stats = cli.gate_statistics(np.array([0.01, 0.5, 0.97, 0.99]), "sigmoid")
+    stats = trace.gate_statistics(np.array([0.01, 0.5, 0.97, 0.99]), "sigmoid")
     assert stats["low"] == 0.25 and stats["high"] == 0.5
     assert stats["min"] == 0.01 and stats["max"] == 0.99
-    assert cli.gate_statistics(np.array([-0.99, 0.0]), "tanh")["low"] == 0.5
-    assert cli.gate_statistics(np.array([5.0, 7.0]), None)["high"] is None
+    assert trace.gate_statistics(np.array([-0.99, 0.0]), "tanh")["low"] == 0.5
+    assert trace.gate_statistics(np.array([5.0, 7.0]), None)["high"] is None
 
 
 def test_trace_plot(capsys, tmp_path):
@@ -281,11 +286,11 @@ def test_trace_plot_needs_matplotlib(capsys, tmp_path, monkeypatch):
 
 
 def test_plot_titles_carry_the_equations():
-    layer = cli.LSTM(2, seed=0)
+    layer = minirnn.LSTM(2, seed=0)
     entries = plotting.describe_trace(layer)
     assert [e.name for e in entries] == ["i", "f", "g", "o", "c", "h"]
     assert entries[0].equation == "i_t = sigmoid(x_t W_i + h_{t-1} U_i + b_i)"
-    gru = plotting.describe_trace(cli.GRU(2, reset_after=False, use_bias=False))
+    gru = plotting.describe_trace(minirnn.GRU(2, reset_after=False, use_bias=False))
     assert gru[2].equation == "hh_t = tanh(x_t W_h + (r_t * h_{t-1}) U_h)"
 
 
@@ -299,14 +304,14 @@ def test_trace_of_a_saved_keras_model(capsys, tmp_path, keras_side):
     model.save(path)
     status, out, _ = run(capsys, "trace", "--model", str(path), "--timesteps", "4")
     assert status == 0, out
-    assert "LSTM(3)" in out and "4 timesteps x 5 features" in out
-    assert "forward layer of Bidirectional" in out
+    assert "forward layer: LSTM(3)" in out and "backward layer: LSTM(3)" in out
+    assert "Statistics over 1 sequence x 4 steps x 3 units" in out
 
     dense = keras.Sequential([keras.Input((None, 4)), keras.layers.Dense(5)])
     dense.save(tmp_path / "dense.keras")
-    status, out, _ = run(capsys, "trace", "--model", str(tmp_path / "dense.keras"))
+    status, _, err = run(capsys, "trace", "--model", str(tmp_path / "dense.keras"))
     assert status == 1
-    assert "no LSTM, GRU" in out
+    assert "no LSTM, GRU" in err
 
 
 # ---- verify ------------------------------------------------------------------
@@ -323,7 +328,7 @@ def test_verify_writes_every_case(capsys, tmp_path, keras_side):
         assert {"kind", "wrapper", "dtype", "seed", "mask"} <= set(record["case"])
         assert "max_abs" in record and "max_ulp" in record
     assert sum(report["summary"].values()) == 5
-    assert "5/5" in err                       # the progress bar
+    assert "5/5 done" in err and "\r" not in err   # not a terminal: a summary, no frames
     assert "By layer" in out and "By argument value" in out
     assert "ill-conditioned" in out and "amplification" in out
 
@@ -336,7 +341,7 @@ def test_verify_dtype_is_forced(capsys, tmp_path, keras_side):
 
 
 def test_verify_reports_a_failure_so_it_can_be_rerun(capsys, monkeypatch, keras_side):
-    from reference import cases
+    cases = reference("cases")
 
     def failing(case):
         return {"max_abs": 0.5, "max_ulp": 1e6, "units": 2e5, "amplification": 1.0,
@@ -357,20 +362,40 @@ def test_verify_without_keras(capsys, no_keras):
 
 
 def test_verify_helpers():
-    assert cli._json_safe({"a": [float("inf"), 1.0, float("nan")]}) == {"a": ["inf", 1.0, "nan"]}
+    assert tables.json_safe({"a": [float("inf"), 1.0, float("nan")]}) == {"a": ["inf", 1.0, "nan"]}
     record = {"status": "pass", "max_abs": 1e-3, "case": {"dtype": "float64"}}
     tolerances = {"float64": (1e-12, 1e-12), "float32": (1e-6, 1e-6)}
-    assert cli.divergent_pass(record, tolerances, 1e3)           # |Keras| must be > 1e3
-    assert not cli.divergent_pass({**record, "max_abs": 1e-13}, tolerances, 1e3)
+    assert verify.divergent_pass(record, tolerances, 1e3)           # |Keras| must be > 1e3
+    assert not verify.divergent_pass({**record, "max_abs": 1e-13}, tolerances, 1e3)
     case = {"kind": "GRU_v1", "wrapper": "bidirectional"}
-    assert cli.layer_label(case) == "GRU_v1 (bidirectional)"
+    assert verify.layer_label(case) == "GRU_v1 (bidirectional)"
 
 
 def test_progress_bar(capsys):
-    bar = cli.ProgressBar(10, stream=sys.stderr, width=10)
+    bar = progress.ProgressBar(10, stream=sys.stderr, width=10, interactive=True)
     bar.update(5)
     bar.close()
     assert "[#####     ] 5/10" in capsys.readouterr().err
+
+
+def test_progress_bar_draws_only_on_a_terminal(tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    bar = progress.ProgressBar(3, stream=terminal, width=3)
+    for done in (1, 2, 3):
+        bar.update(done, " 0 failed")
+    bar.close()
+    assert terminal.getvalue().count("\r") == 3 and terminal.getvalue().endswith("\n")
+
+    with open(tmp_path / "log.txt", "w") as log:   # redirected: one plain line at the end
+        bar = progress.ProgressBar(3, stream=log)
+        for done in (1, 2, 3):
+            bar.update(done, " 0 failed")
+        bar.close()
+    assert (tmp_path / "log.txt").read_text() == "3/3 done: 0 failed\n"
 
 
 # ---- verify --bitwise ----------------------------------------------------------
@@ -395,7 +420,7 @@ def test_verify_bitwise_reports_each_case(capsys, tmp_path, keras_side):
 
 def test_verify_bitwise_counts_differing_elements(capsys, monkeypatch, keras_side):
     from minirnn import bitwise
-    from reference import cases
+    cases = reference("cases")
     if not bitwise.bitwise_support():
         pytest.skip(f"bitwise mode: {bitwise.bitwise_support().reason}")
     monkeypatch.setattr(cases, "run_bitwise_case", lambda case: {
@@ -420,3 +445,137 @@ def test_verify_bitwise_refuses_float64(capsys):
     status, out, _ = run(capsys, "verify", "--bitwise", "--dtype", "float64")
     assert status == 2
     assert "--dtype float64 does not apply" in out
+
+
+# ---- bad paths and sizes: exit 2 before any work, naming the path or the sizes ----
+
+def refused(capsys, *argv):
+    """The message of a command that must stop with exit status 2 and no output."""
+    status, out, err = run(capsys, *argv)
+    assert status == 2, (out, err)
+    assert "Traceback" not in out + err
+    return err
+
+
+def test_verify_json_into_a_missing_folder_is_refused_before_any_case(capsys, tmp_path,
+                                                                      monkeypatch):
+    def no_case(*args, **kwargs):
+        raise AssertionError("a case ran")
+
+    monkeypatch.setattr(verify, "run_verify_cases", no_case)
+    path = tmp_path / "missing" / "verify.json"
+    for bitwise in ((), ("--bitwise",)):
+        err = refused(capsys, "verify", *bitwise, "--cases", "2", "--json", str(path))
+        assert f"argument --json: cannot write '{path}'" in err
+        assert f"the folder '{tmp_path / 'missing'}' does not exist" in err
+    err = refused(capsys, "verify", "--json", str(tmp_path))
+    assert f"cannot write '{tmp_path}': it is a folder" in err
+    err = refused(capsys, "verify", "--json", "")
+    assert "expected a file name" in err
+
+
+def test_trace_plot_paths_are_checked_first(capsys, tmp_path):
+    err = refused(capsys, "trace", "--plot", str(tmp_path / "missing" / "t.png"))
+    assert f"the folder '{tmp_path / 'missing'}' does not exist" in err
+    err = refused(capsys, "trace", "--plot", str(tmp_path / "t.bogus"))
+    assert "unknown picture format '.bogus'" in err and ".png" in err and ".svg" in err
+    err = refused(capsys, "trace", "--plot", str(tmp_path))
+    assert "it is a folder" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trace_plot_without_an_extension_reports_the_file_it_writes(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    status, out, _ = run(capsys, "trace", "--plot", str(tmp_path / "gates"))
+    assert status == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["gates.png"]
+    assert f"Wrote {tmp_path / 'gates.png'}:" in out
+    status, out, _ = run(capsys, "trace", "--plot", str(tmp_path / "gates.SVG"))
+    assert status == 0 and (tmp_path / "gates.SVG").read_text().lstrip().startswith("<?xml")
+
+
+def test_trace_model_paths_are_checked_first(capsys, tmp_path):
+    import zipfile
+
+    err = refused(capsys, "trace", "--model", str(tmp_path / "none.keras"))
+    assert f"cannot read '{tmp_path / 'none.keras'}': no such file or folder" in err
+    archive = tmp_path / "no_config.keras"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("model.weights.h5", b"")
+    err = refused(capsys, "trace", "--model", str(archive))
+    assert f"cannot read '{archive}': a zip, but not a .keras model (it has no config.json)" in err
+    err = refused(capsys, "trace", "--model", str(tmp_path))
+    assert "not an unzipped .keras model (it has no config.json)" in err
+    text = tmp_path / "notes.h5"
+    text.write_text("not a model")
+    err = refused(capsys, "trace", "--model", str(text))
+    assert f"cannot read '{text}': not a saved Keras model" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="permissions do not stop the superuser")
+def test_unreadable_and_unwritable_paths(capsys, tmp_path):
+    locked = tmp_path / "locked.keras"
+    locked.write_bytes(b"PK")
+    locked.chmod(0)
+    err = refused(capsys, "trace", "--model", str(locked))
+    assert f"cannot read '{locked}': Permission denied" in err
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    err = refused(capsys, "verify", "--json", str(folder / "v.json"))
+    assert "permission denied" in err
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused(capsys):
+    err = refused(capsys, "shapes", "--units", "50000", "--no-keras")
+    assert "--units 50000 would need about 671 GiB of memory" in err
+    err = refused(capsys, "trace", "--timesteps", "2000000000")
+    assert "--timesteps 2000000000 --features 2 would need about" in err
+    err = refused(capsys, "trace", "--units", "100000", "--cell", "gru")
+    assert "--cell gru --units 100000" in err
+
+
+def test_the_memory_bound_is_the_budget(capsys, monkeypatch):
+    from minirnn.cli import limits
+
+    monkeypatch.setattr(limits, "memory_budget", lambda: (2**20, "a 1 MiB test cap"))
+    err = refused(capsys, "shapes", "--no-keras")
+    assert "more than the 1 MiB allowed (a 1 MiB test cap)" in err
+    monkeypatch.setattr(limits, "memory_budget", lambda: (2**30, "a 1 GiB test cap"))
+    status, _, _ = run(capsys, "shapes", "--no-keras", "--units", "64", "--timesteps", "100")
+    assert status == 0
+    assert limits.human_bytes(1536) == "1.5 KiB" and limits.human_bytes(3) == "3 B"
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(demo, "seed_experiment", broken)
+    monkeypatch.delenv("MINIRNN_TRACEBACK", raising=False)
+    status, _, err = run(capsys, "demo", "--no-keras")
+    assert status == 1
+    assert "internal error: RuntimeError: something inside broke" in err
+    monkeypatch.setattr(demo, "seed_experiment", lambda *a, **k: (_ for _ in ()).throw(
+        MemoryError()))
+    status, _, err = run(capsys, "demo", "--no-keras")
+    assert status == 2 and "out of memory" in err
+
+
+def test_no_traceback_in_a_real_process():
+    result = subprocess.run([sys.executable, "-m", "minirnn", "shapes", "--units", "50000"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--units 50000 would need about" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_trace_model_that_cannot_be_loaded(capsys, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "broken.keras"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("config.json", "{not json")
+    err = refused(capsys, "trace", "--model", str(archive))
+    assert str(archive) in err and "JSON" in err

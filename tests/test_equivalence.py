@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minirnn
-from conftest import assert_close, case, random_weights
+from conftest import assert_close, case, random_weights, reference
 
 KINDS = ["LSTM", "GRU", "GRU_v1", "SimpleRNN"]
 DTYPES = ["float32", "float64"]
@@ -23,7 +23,7 @@ SHAPES = [(1, 1, 1, 1), (1, 8, 2, 3), (1, 1, 5, 4), (4, 1, 3, 2), (3, 5, 7, 1),
 
 
 def check(**overrides):
-    from reference.cases import run_case
+    run_case = reference("cases").run_case
     c = case(**overrides)
     result = run_case(c)
     assert result["status"] == "pass", (result, c)
@@ -103,7 +103,7 @@ EXPLOSIVE = {"exponential", "log_softmax"}
 
 
 def check_activation(**overrides):
-    from reference.cases import run_case
+    run_case = reference("cases").run_case
     c = case(**overrides)
     result = run_case(c)
     name = {c["activation"], c["recurrent_activation"]} - {"tanh", "sigmoid"}
@@ -156,7 +156,7 @@ def test_set_weights_path(keras, kind, dtype):
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_model_predict(keras, kind):
     """The seed notebook's way of calling Keras: a functional Model and predict()."""
-    from reference import keras_layers
+    keras_layers = reference("keras_layers")
     T, D, M = 8, 2, 3
     weights = random_weights(kind, D, M, dtype="float32", seed=5)
     layer = keras_layers.build_layer({"kind": kind, "units": M, "return_state": True,
@@ -174,7 +174,7 @@ def test_model_predict(keras, kind):
 def test_nan_and_inf_propagate_as_in_keras(keras, kind, masked):
     """NaN and infinities in the input are not errors: they flow as in Keras, and a
     masked step's input is not used at all (Keras selects, it does not multiply)."""
-    from reference import cases, keras_layers
+    cases, keras_layers = reference("cases"), reference("keras_layers")
     c = case(kind=kind, return_sequences=True, return_state=True)
     weights, calls = cases.make_data(c)
     x = calls[0]["x"]
@@ -195,7 +195,7 @@ def test_nan_and_inf_propagate_as_in_keras(keras, kind, masked):
 
 def test_bidirectional_backward_layer(keras):
     """A separately configured backward layer (another cell kind and size even)."""
-    from reference import keras_layers
+    keras_layers = reference("keras_layers")
     D, T, B = 3, 6, 2
     fwd = keras_layers.build_layer({"kind": "LSTM", "units": 4, "return_sequences": True,
                                     "return_state": True}, D,
@@ -219,7 +219,7 @@ def test_bidirectional_backward_layer(keras):
 
 def test_bidirectional_wrapper_dtype(keras):
     """Keras' Bidirectional defaults to the float32 policy around float64 layers."""
-    from reference import keras_layers
+    keras_layers = reference("keras_layers")
     config = {"kind": "GRU", "units": 3, "return_sequences": True, "dtype": "float64"}
     inner = keras_layers.build_layer(config, 2)
     layer = keras.layers.Bidirectional(inner)
@@ -233,7 +233,7 @@ def test_bidirectional_wrapper_dtype(keras):
 
 def test_stateful_sequence_of_calls_and_reset(keras):
     """Three calls, a reset, a call: states carry per batch row exactly as in Keras."""
-    from reference import keras_layers
+    keras_layers = reference("keras_layers")
     weights = random_weights("LSTM", 3, 4, seed=9)
     layer = keras_layers.build_layer({"kind": "LSTM", "units": 4, "stateful": True,
                                       "return_state": True}, 3, batch_size=2, weights=weights)
@@ -249,7 +249,7 @@ def test_stateful_sequence_of_calls_and_reset(keras):
 
 
 def test_from_keras_copies_stateful_states(keras):
-    from reference import keras_layers
+    keras_layers = reference("keras_layers")
     layer = keras_layers.build_layer({"kind": "GRU", "units": 3, "stateful": True}, 2,
                                      batch_size=2, weights=random_weights("GRU", 2, 3, seed=1))
     rng = np.random.default_rng(0)
@@ -288,7 +288,7 @@ def test_keras_unrolled_go_backwards_mask_zeroing(keras):
     although go_backwards outputs are in processing order; minirnn (and Keras'
     while-loop path) zero the processed step's output. Pinned here so a change in
     Keras is noticed; from_keras warns about such layers."""
-    from reference import keras_layers
+    keras_layers = reference("keras_layers")
     weights = random_weights("LSTM", 2, 3, seed=1)
     x = np.random.default_rng(0).normal(size=(2, 5, 2))
     mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], bool)

@@ -16,9 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import reference
+
 pytest.importorskip("tensorflow")
 
-from reference import cases  # noqa: E402
+cases = reference("cases")
 
 
 @settings(max_examples=200, derandomize=True, deadline=None, database=None,

@@ -1,0 +1,51 @@
+"""Reading saved Keras models: data in, configuration and arrays out.
+
+:func:`read` opens a Keras 3 ``.keras`` file (a zip, or the folder it unzips to) or
+a legacy ``.h5`` full-model file and returns a :class:`SavedModel`: the model's
+configuration (plain JSON data), every layer's weights as NumPy arrays in Keras'
+``get_weights()`` order, keyed by layer name, and where the file came from. Nothing
+in a file is imported, unpickled or executed (see :mod:`minirnn.files.safety`).
+"""
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+from .safety import FileFormatError
+
+__all__ = ["read", "SavedModel", "FileFormatError"]
+
+
+@dataclass
+class SavedModel:
+    """A model file's content: ``config`` is the model object ({"class_name",
+    "config", ...}); ``weights`` maps a layer name to its arrays; ``source`` is
+    {"path", "format", "keras_version", "semantics"}."""
+
+    config: dict
+    weights: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+
+
+def read(path):
+    """Read ``path`` (a .keras zip, its unzipped folder, or an .h5 full-model file)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a file path (str or os.PathLike); received "
+                        f"{type(path).__name__}.")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        from . import keras3
+        return keras3.read_folder(path)
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{path}: no such file or folder")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        from . import legacy_h5
+        return legacy_h5.read(path)
+    if head.startswith(b"PK") or zipfile.is_zipfile(path):
+        from . import keras3
+        return keras3.read_zip(path)
+    raise FileFormatError(
+        f"{path}: not a Keras model file: expected a .keras zip (starts with 'PK'), its "
+        f"unzipped folder, or an HDF5 .h5 file; the file starts with {head!r}")

@@ -1,0 +1,253 @@
+"""A saved model's configuration as a plain graph: layers, their calls, the tensors.
+
+Keras writes three shapes of configuration, and this module reads them all into one:
+
+- Sequential (Keras 2 and 3): each layer reads the previous layer's output;
+- Keras 3 Functional: each call ("node") is {"args": [...], "kwargs": {...}} with
+  tensors written as {"class_name": "__keras_tensor__", "config": {"keras_history":
+  [layer, node, index]}}; masks and initial states are explicit kwargs, and the
+  operations that make masks are nodes of their own (module keras.src.ops.numpy);
+- Keras 2 Functional: each call is a list [[layer, node, index, kwargs], ...]; a
+  recurrent layer called with several tensors reads the first as its input and the
+  others as its initial state; masks are implicit.
+
+A tensor is a :class:`Ref` (layer name, node index, output index).
+"""
+
+from collections import namedtuple
+from dataclasses import dataclass, field
+
+from .files.safety import MASK_OPS
+
+__all__ = ["Ref", "Call", "LayerSpec", "Graph", "parse"]
+
+Ref = namedtuple("Ref", "layer node index")
+
+
+@dataclass
+class Call:
+    """One call of a layer: ``inputs`` (a Ref, a list of Refs, or constants for mask
+    operations), ``mask`` and ``initial_state`` given explicitly (or None)."""
+
+    inputs: object
+    mask: object = None
+    initial_state: list = None
+    constants: list = field(default_factory=list)
+
+
+@dataclass
+class LayerSpec:
+    name: str
+    class_name: str
+    config: dict
+    is_operation: bool = False
+    calls: list = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    kind: str                      # "Sequential" or "Functional"
+    layers: list                   # LayerSpec, in configuration order
+    inputs: list                   # Refs of the model inputs (InputLayer outputs)
+    outputs: list                  # Refs of the model outputs
+    input_configs: list            # the InputLayer configurations, in input order
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _object(value, where):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a JSON object; received {type(value).__name__}")
+    class_name = value.get("class_name")
+    config = value.get("config", {})
+    if not isinstance(class_name, str) or not isinstance(config, dict):
+        raise ConfigError(f"{where} must have a string 'class_name' and an object 'config'")
+    return class_name, config
+
+
+def _name(layer, config, where):
+    name = config.get("name", layer.get("name"))
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where} has no name")
+    return name
+
+
+def parse(model):
+    """A :class:`Graph` out of the model object of a configuration."""
+    class_name, config = _object(model, "the model configuration")
+    layers = config.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ConfigError("the model configuration has no list of 'layers'")
+    if class_name == "Sequential":
+        return _sequential(layers)
+    if class_name in ("Functional", "Model"):
+        return _functional(config, layers)
+    raise ConfigError(f"the model is of class {class_name!r}; minirnn reads Sequential and "
+                      "Functional models (subclassed models are Python code)")
+
+
+def _input_config(config, where):
+    shape = config.get("batch_shape", config.get("batch_input_shape"))
+    if not isinstance(shape, (list, tuple)) or len(shape) < 2 or not all(
+            n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0)
+            for n in shape):
+        raise ConfigError(f"{where} has no valid input shape (batch_shape or "
+                          f"batch_input_shape); received {shape!r}")
+    dtype = config.get("dtype", "float32")
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name", "float32")
+    return {"shape": tuple(shape), "dtype": dtype if isinstance(dtype, str) else "float32"}
+
+
+def _sequential(layers):
+    specs, previous = [], None
+    input_configs = []
+    for k, layer in enumerate(layers):
+        class_name, config = _object(layer, f"layer {k}")
+        name = _name(layer, config, f"layer {k}")
+        if class_name == "InputLayer":
+            if specs or input_configs:
+                raise ConfigError(f"layer {name!r}: an InputLayer may only come first")
+            input_configs.append({"name": name, **_input_config(config, f"layer {name!r}")})
+            previous = Ref(name, 0, 0)
+            specs.append(LayerSpec(name, class_name, config))
+            continue
+        if previous is None:
+            input_configs.append({"name": f"{name}_input",
+                                  **_input_config(config, f"the first layer {name!r}")})
+            previous = Ref(f"{name}_input", 0, 0)
+            specs.append(LayerSpec(previous.layer, "InputLayer", {}))
+        specs.append(LayerSpec(name, class_name, config, calls=[Call(previous)]))
+        previous = Ref(name, 0, 0)
+    if len(specs) < 2:
+        raise ConfigError("the Sequential model has no layers")
+    _unique(specs)
+    return Graph("Sequential", specs, [Ref(specs[0].name, 0, 0)], [previous], input_configs)
+
+
+def _unique(specs):
+    seen = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"two layers are named {spec.name!r}")
+        seen.add(spec.name)
+
+
+def _refs(value, where):
+    """Keras' input_layers / output_layers as a flat list of Refs: [layer, node,
+    index] triples, possibly nested (a layer's states) or keyed by name."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if _is_triple(value):
+        return [_triple(value, where)]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} must be a list of [layer, node, index]")
+    return [ref for item in value for ref in _refs(item, where)]
+
+
+def _is_triple(value):
+    return isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+
+
+def _triple(item, where):
+    if not isinstance(item, (list, tuple)) or len(item) < 3 or not isinstance(item[0], str) \
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                       for n in item[1:3]):
+        raise ConfigError(f"{where}: expected [layer name, node index, tensor index]; "
+                          f"received {item!r}")
+    return Ref(item[0], item[1], item[2])
+
+
+def _functional(config, layers):
+    specs = []
+    for k, layer in enumerate(layers):
+        class_name, layer_config = _object(layer, f"layer {k}")
+        name = _name(layer, layer_config, f"layer {k}")
+        is_operation = _is_operation(layer, class_name, layer_config)
+        nodes = layer.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            raise ConfigError(f"layer {name!r}: 'inbound_nodes' must be a list")
+        spec = LayerSpec(name, class_name, layer_config, is_operation)
+        for node in nodes:
+            spec.calls.append(_call(node, spec))
+        specs.append(spec)
+    _unique(specs)
+    inputs = _refs(config.get("input_layers"), "input_layers")
+    outputs = _refs(config.get("output_layers"), "output_layers")
+    by_name = {s.name: s for s in specs}
+    input_configs = []
+    for ref in inputs:
+        spec = by_name.get(ref.layer)
+        if spec is None or spec.class_name != "InputLayer":
+            raise ConfigError(f"input {ref.layer!r} is not an InputLayer of the model")
+        input_configs.append({"name": spec.name, **_input_config(spec.config,
+                                                                 f"input {spec.name!r}")})
+    return Graph("Functional", specs, inputs, outputs, input_configs)
+
+
+def _is_operation(layer, class_name, config):
+    """Keras 3 mask operations: module keras.src.ops.numpy in .keras files; the
+    legacy .h5 saver drops the module, and an operation has no 'trainable'."""
+    module = layer.get("module")
+    if module is not None:
+        return module == "keras.src.ops.numpy"
+    return class_name in MASK_OPS and "trainable" not in config
+
+
+def _tensor(value):
+    """The Ref of a Keras 3 serialized tensor, or None for anything else."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        history = (value.get("config") or {}).get("keras_history")
+        return _triple(history, "a tensor's keras_history")
+    return None
+
+
+def _structure(value, where):
+    """Keras 3 args with tensors replaced by Refs (lists kept, constants kept)."""
+    ref = _tensor(value)
+    if ref is not None:
+        return ref
+    if isinstance(value, list):
+        return [_structure(v, where) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    raise ConfigError(f"{where}: unsupported call argument {str(value)[:80]}")
+
+
+def _call(node, spec):
+    where = f"layer {spec.name!r}"
+    if isinstance(node, dict):  # Keras 3
+        args, kwargs = node.get("args", []), node.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or not args:
+            raise ConfigError(f"{where}: a call must have a list 'args' and an object "
+                              "'kwargs'")
+        args = [_structure(a, where) for a in args]
+        unknown = set(kwargs) - {"mask", "initial_state", "training"}
+        if spec.is_operation:
+            return Call(args[0], constants=args[1:])
+        if unknown:
+            raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
+                              "does not reproduce")
+        if len(args) > 1:
+            raise ConfigError(f"{where}: the call passes {len(args)} positional arguments")
+        mask = _structure(kwargs.get("mask"), where)
+        state = kwargs.get("initial_state")
+        if state is not None:
+            state = _structure(state if isinstance(state, list) else [state], where)
+        return Call(args[0], mask=mask, initial_state=state)
+    if isinstance(node, list) and node:  # Keras 2: [[layer, node, index, kwargs], ...]
+        refs = [_triple(entry, where) for entry in node]
+        for entry in node:
+            kwargs = entry[3] if len(entry) > 3 else {}
+            if not isinstance(kwargs, dict):
+                raise ConfigError(f"{where}: call arguments must be an object")
+            unknown = set(kwargs) - {"training", "mask"}
+            if unknown:
+                raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
+                                  "does not reproduce")
+        if len(refs) == 1:
+            return Call(refs[0])
+        return Call(refs, initial_state=None)
+    raise ConfigError(f"{where}: a call must be an object (Keras 3) or a list (Keras 2)")

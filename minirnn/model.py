@@ -1,0 +1,654 @@
+"""Model: a saved Keras model's graph, run node by node, masks carried beside values.
+
+:func:`load_model` reads a file (:mod:`minirnn.files`), turns its configuration into
+a graph of calls (:mod:`minirnn.graph`), builds one minirnn object per layer
+(recurrent layers from :mod:`minirnn.recurrent`, the others from
+:mod:`minirnn.blocks`), checks every weight against the configuration, and orders
+the calls so that each runs once its inputs exist. Running the model is a plain
+walk over that order: each call reads its input values and their masks, runs its
+layer, and stores its outputs with the masks Keras' ``compute_mask`` gives them. A
+mask given explicitly in the configuration (Keras 3 writes them, with the
+operations that compute them) takes the place of the implicit one, as in Keras.
+"""
+
+import numpy as np
+
+from . import blocks, files, graph as graphs, recurrent
+from .bitwise import BitwiseUnsupportedError
+from .files.safety import FileFormatError, check_class, MASK_OPS
+
+__all__ = ["Model", "load_model"]
+
+_SEMANTICS = ("keras2", "keras3")
+# Layers whose Keras results minirnn reproduces bit for bit (tests/test_model.py holds
+# each against Keras' own model call): the recurrent layers in their bitwise mode, and
+# the layers that only move, copy or select numbers.
+_BITWISE_BLOCKS = ("InputLayer", "Embedding", "Masking", "Dropout", "SpatialDropout1D",
+                   "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                   "ActivityRegularization", "Flatten", "Reshape", "Permute", "RepeatVector",
+                   "Concatenate")
+_DEFAULT_TIMESTEPS = 6
+
+
+# ---- mask operations --------------------------------------------------------------
+
+def _axis(config, default=None):
+    axis = config.get("axis", default)
+    if axis is not None and not (isinstance(axis, int) and not isinstance(axis, bool)) and \
+            not (isinstance(axis, list) and all(isinstance(a, int) for a in axis)):
+        raise ValueError(f"a mask operation has an invalid axis {axis!r}")
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+class MaskOperation:
+    """One of the NumPy operations Keras 3 records to compute masks, e.g.
+    ``not_equal(x, 0)`` for Embedding(mask_zero=True) and ``any(not_equal(x, v), -1)``
+    for Masking. Its output carries no mask."""
+
+    uses_mask = False
+    merges = False
+
+    def __init__(self, name, class_name, config):
+        self.name, self.keras_class, self.config = name, class_name, config
+        self.where = f"operation {name!r} ({class_name})"
+        if class_name not in MASK_OPS:
+            raise ValueError(f"{self.where}: this operation is not supported in a model "
+                             f"graph; supported operations: {', '.join(MASK_OPS)}.")
+
+    def count_params(self):
+        return 0
+
+    def __call__(self, x, constants):
+        op, c = self.keras_class, self.config
+        arguments = [np.asarray(v) if not isinstance(v, list) else v for v in [x, *constants]]
+        if op == "NotEqual":
+            return np.not_equal(arguments[0], arguments[1])
+        if op == "Equal":
+            return np.equal(arguments[0], arguments[1])
+        if op in ("Any", "All"):
+            reduce = np.any if op == "Any" else np.all
+            return reduce(arguments[0], axis=_axis(c), keepdims=bool(c.get("keepdims", False)))
+        if op == "ExpandDims":
+            return np.expand_dims(arguments[0], _axis(c, -1))
+        if op == "Squeeze":
+            return np.squeeze(arguments[0], _axis(c))
+        if op in ("ZerosLike", "OnesLike"):
+            make = np.zeros_like if op == "ZerosLike" else np.ones_like
+            return make(arguments[0], dtype=_dtype_name(c.get("dtype") or "bool"))
+        if op == "LogicalOr":
+            return np.logical_or(arguments[0], arguments[1])
+        if op == "LogicalAnd":
+            return np.logical_and(arguments[0], arguments[1])
+        if op == "LogicalNot":
+            return np.logical_not(arguments[0])
+        if op == "Concatenate":
+            return np.concatenate([np.asarray(v) for v in x], axis=_axis(c, 0))
+        if op == "Cast":
+            return arguments[0].astype(_dtype_name(c.get("dtype")))
+        if op == "BroadcastTo":
+            return np.broadcast_to(arguments[0], tuple(c.get("shape")))
+        raise ValueError(f"{self.where}: not supported")
+
+
+def _dtype_name(value):
+    if value in ("bool", "float32", "float64", "int32", "int64", "float16", "uint8", "int8"):
+        return value
+    raise ValueError(f"unsupported dtype {value!r} in a mask operation")
+
+
+# ---- building ---------------------------------------------------------------------
+
+def _policy(config, where):
+    """The dtype of a layer's configuration: a name, or a DTypePolicy object."""
+    dtype = config.get("dtype", "float32")
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, dict):
+        inner = dtype.get("config")
+        dtype = inner.get("name") if isinstance(inner, dict) else None
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"{where}: its dtype policy is {dtype!r}; minirnn computes in "
+                         "float32 or float64 (mixed precision is not reproduced).")
+    return dtype
+
+
+def _build(spec, dtype, semantics, keras_version, bitwise):
+    """The minirnn object for one layer of the configuration."""
+    name, class_name, config = spec.name, spec.class_name, spec.config
+    if spec.is_operation:
+        return MaskOperation(name, class_name, config)
+    return _build_layer(name, class_name, config, dtype, semantics, keras_version, bitwise)
+
+
+def _build_layer(name, class_name, config, dtype, semantics, keras_version, bitwise):
+    where = f"layer {name!r} ({class_name})"
+    class_name = check_class(class_name, f"layer {name!r}", "the model file")
+    if class_name == "InputLayer":
+        return None
+    own = _policy(config, where)
+    layer_dtype = dtype or own
+    if bitwise and class_name not in _BITWISE_BLOCKS and class_name not in recurrent.RECURRENT:
+        raise BitwiseUnsupportedError(
+            f"{where}: bitwise=True needs every layer to be modelled bit for bit; "
+            f"{class_name} is not (modelled: the recurrent layers and "
+            f"{', '.join(_BITWISE_BLOCKS)}).")
+    if class_name in recurrent.RECURRENT:
+        return recurrent.build_recurrent(name, class_name, config, layer_dtype, semantics,
+                                         keras_version, bitwise, own)
+    if class_name == "TimeDistributed":
+        inner = config.get("layer")
+        if not isinstance(inner, dict) or not isinstance(inner.get("config"), dict):
+            raise ValueError(f"{where}: the wrapped layer has no configuration.")
+        inner_config = inner["config"]
+        inner_name = inner_config.get("name", f"{name}_layer")
+        wrapped = _build_layer(str(inner_name), inner.get("class_name"), inner_config, dtype,
+                               semantics, keras_version, bitwise)
+        if wrapped is None:
+            raise ValueError(f"{where}: cannot wrap an InputLayer.")
+        block = blocks.TimeDistributed(name, wrapped, layer_dtype, semantics)
+        block.weight_dtype = own
+        return block
+    block = blocks.BLOCKS[class_name](name, config, layer_dtype, semantics)
+    block.weight_dtype = own
+    return block
+
+
+def _check_weights(runner, arrays, input_shape, where):
+    """Every array has the shape and dtype the configuration gives it."""
+    expected = runner.weight_shapes(input_shape)
+    if len(arrays) != len(expected):
+        raise ValueError(
+            f"{where}: the configuration needs {len(expected)} weight arrays of shapes "
+            f"{[tuple(s) for s in expected]}; the file holds {len(arrays)} of shapes "
+            f"{[a.shape for a in arrays]}.")
+    dtype = getattr(runner, "weight_dtype", None)
+    for k, (array, shape) in enumerate(zip(arrays, expected)):
+        if array.dtype.kind != "f" or (dtype is not None and array.dtype.name != dtype):
+            raise ValueError(f"{where}: weight {k} must be {dtype or 'floating point'}; "
+                             f"the file holds {array.dtype}.")
+        if array.ndim != len(shape) or any(e is not None and e != n
+                                           for e, n in zip(shape, array.shape)):
+            raise ValueError(f"{where}: weight {k} must have shape {tuple(shape)} for the "
+                             f"configuration and its input shape {tuple(input_shape)}; the "
+                             f"file holds {array.shape}.")
+
+
+def _refs_in(value):
+    if isinstance(value, graphs.Ref):
+        return [value]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs_in(v)]
+    return []
+
+
+def _take(value, store):
+    if isinstance(value, graphs.Ref):
+        return store[value]
+    if isinstance(value, list):
+        return [_take(v, store) for v in value]
+    return value
+
+
+class _Step:
+    """One call of one layer in the order of execution."""
+
+    def __init__(self, spec, index, call, runner):
+        self.spec, self.index, self.call, self.runner = spec, index, call, runner
+        x, state = call.inputs, call.initial_state
+        # Keras 2 writes a recurrent layer's initial state as extra inputs.
+        if isinstance(runner, recurrent.RecurrentNode) and isinstance(x, list) and \
+                state is None:
+            if len(x) == 1:
+                x = x[0]
+            else:
+                x, state = x[0], x[1:]
+        self.x, self.initial_state = x, state
+
+    def reads(self):
+        return _refs_in(self.x) + _refs_in(self.call.mask) + _refs_in(self.initial_state) + \
+            [r for c in self.call.constants for r in _refs_in(c)]
+
+
+class Model:
+    """A whole Keras model, run by minirnn. Build it with :func:`load_model` or
+    ``minirnn.from_keras(keras_model)``.
+
+    Attributes:
+        layers: the minirnn objects in configuration order (the recurrent ones are
+            minirnn.LSTM, GRU, SimpleRNN, Bidirectional; RNN(StackedRNNCells) is a
+            minirnn.recurrent.StackedRNN; the others are minirnn.blocks classes).
+        input_names, output_names: as Keras names them.
+        input_specs: per input, {"name", "shape", "dtype", "int_high", "mask_value",
+            "mask_zero"}.
+        source: {"path", "format", "keras_version", "semantics"}.
+    """
+
+    def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None):
+        _check_arguments(dtype, bitwise, semantics)
+        self.source = dict(saved.source)
+        if semantics is not None:
+            self.source["semantics"] = semantics
+        self.semantics = self.source["semantics"]
+        self.bitwise = bool(bitwise)
+        self._graph = graphs.parse(saved.config)
+        self._runners = {}
+        for spec in self._graph.layers:
+            self._runners[spec.name] = _build(spec, dtype, self.semantics,
+                                              self.source.get("keras_version"), self.bitwise)
+        self._order = self._schedule()
+        self._shapes = self._propagate_shapes(saved.weights)
+        self.input_names = [r.layer for r in self._graph.inputs]
+        self.output_names = [r.layer for r in self._graph.outputs]
+        self.input_specs = self._input_specs()
+
+    # ---- structure ---------------------------------------------------------------
+
+    def _schedule(self):
+        """Every call, ordered so that each runs after the calls it reads from."""
+        available = {graphs.Ref(r.layer, 0, 0) for r in self._graph.inputs}
+        pending = [_Step(spec, k, call, self._runners[spec.name])
+                   for spec in self._graph.layers for k, call in enumerate(spec.calls)]
+        names = {spec.name for spec in self._graph.layers}
+        for step in pending:
+            for ref in step.reads():
+                if ref.layer not in names:
+                    raise ValueError(f"layer {step.spec.name!r} reads from {ref.layer!r}, "
+                                     "which is not a layer of the model.")
+        order, made = [], set()
+        while pending:
+            ready = [s for s in pending if all(
+                r in available or (r.layer, r.node) in made for r in s.reads())]
+            if not ready:
+                raise ValueError(
+                    "the model's graph cannot be ordered: "
+                    f"{pending[0].spec.name!r} reads tensors no layer makes (or a cycle).")
+            for step in ready:
+                order.append(step)
+                made.add((step.spec.name, step.index))
+            pending = [s for s in pending if s not in ready]
+        for ref in self._graph.outputs:
+            if ref not in available and (ref.layer, ref.node) not in made:
+                raise ValueError(f"the model output {ref.layer!r} is made by no call.")
+        return order
+
+    def _propagate_shapes(self, weights):
+        """Static shapes through the graph; checks and sets each layer's weights."""
+        shapes = {}
+        for ref, spec in zip(self._graph.inputs, self._graph.input_configs):
+            shapes[graphs.Ref(ref.layer, 0, 0)] = spec["shape"]
+        done = set()
+        for step in self._order:
+            runner, name = step.runner, step.spec.name
+            if isinstance(runner, MaskOperation):
+                for k in range(1):
+                    shapes[graphs.Ref(name, step.index, k)] = None
+                continue
+            input_shape = _take(step.x, shapes)
+            if input_shape is None or (isinstance(input_shape, list) and
+                                       any(s is None for s in input_shape)):
+                raise ValueError(f"layer {name!r} reads the output of a mask operation as "
+                                 "its input; not supported.")
+            if name not in done:
+                arrays = weights.get(name, [])
+                where = f"layer {name!r} ({step.spec.class_name})"
+                try:
+                    _check_weights(runner, arrays, input_shape, where)
+                    runner.set_weights(arrays)
+                except (TypeError, IndexError) as error:
+                    raise ValueError(f"{where}: its input shape {input_shape} does not fit "
+                                     f"({error}).") from None
+                done.add(name)
+            try:
+                out = runner.output_shape(input_shape)
+            except (TypeError, IndexError, ZeroDivisionError) as error:
+                raise ValueError(f"layer {name!r}: cannot take an input of shape "
+                                 f"{input_shape} ({error}).") from None
+            outs = out if isinstance(out, list) else [out]
+            for k, shape in enumerate(outs):
+                shapes[graphs.Ref(name, step.index, k)] = tuple(shape)
+        for spec in self._graph.layers:
+            if spec.name not in done and weights.get(spec.name) and \
+                    self._runners[spec.name] is not None:
+                raise ValueError(f"layer {spec.name!r} has weights but is never called.")
+        return shapes
+
+    @property
+    def layers(self):
+        result = []
+        for spec in self._graph.layers:
+            runner = self._runners[spec.name]
+            if runner is None or isinstance(runner, MaskOperation):
+                continue
+            result.append(runner.layer if isinstance(runner, recurrent.RecurrentNode)
+                          else runner)
+        return result
+
+    def get_layer(self, name):
+        """The minirnn object of the layer called ``name``."""
+        for spec in self._graph.layers:
+            runner = self._runners[spec.name]
+            if spec.name == name and runner is not None and \
+                    not isinstance(runner, MaskOperation):
+                return runner.layer if isinstance(runner, recurrent.RecurrentNode) else runner
+        names = [s.name for s in self._graph.layers
+                 if self._runners[s.name] is not None
+                 and not isinstance(self._runners[s.name], MaskOperation)]
+        raise ValueError(f"No layer named {name!r}: the model's layers are {names}.")
+
+    def _consumers(self, input_name):
+        for step in self._order:
+            if isinstance(step.runner, MaskOperation):
+                continue
+            if any(r.layer == input_name for r in _refs_in(step.x)):
+                yield step.runner
+
+    def _input_specs(self):
+        specs = []
+        for ref, config in zip(self._graph.inputs, self._graph.input_configs):
+            spec = {"name": ref.layer, "shape": tuple(config["shape"]),
+                    "dtype": config["dtype"], "int_high": None, "mask_value": None,
+                    "mask_zero": False}
+            for runner in self._consumers(ref.layer):
+                if isinstance(runner, blocks.Embedding):
+                    spec["int_high"] = runner.input_dim
+                    spec["mask_zero"] = spec["mask_zero"] or runner.mask_zero
+                elif isinstance(runner, blocks.Masking):
+                    spec["mask_value"] = runner.mask_value
+            specs.append(spec)
+        return specs
+
+    # ---- running -----------------------------------------------------------------
+
+    def _inputs(self, x):
+        names = self.input_names
+        if isinstance(x, dict):
+            missing = [n for n in names if n not in x]
+            if missing:
+                raise ValueError(f"`x` is a dict without the input(s) {missing}; the model's "
+                                 f"inputs are {names}.")
+            x = [x[n] for n in names]
+        elif isinstance(x, (list, tuple)) and len(names) > 1:
+            if len(x) != len(names):
+                raise ValueError(f"`x` must hold {len(names)} arrays, one per input "
+                                 f"{names}; received {len(x)}.")
+        elif isinstance(x, (list, tuple)) and len(x) == 1 and np.ndim(x[0]) >= 2 and \
+                not np.isscalar(x[0]):
+            x = [x[0]] if np.asarray(x[0]).ndim == len(self.input_specs[0]["shape"]) else [x]
+        else:
+            x = [x]
+        arrays = []
+        for value, spec in zip(x, self.input_specs):
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError) as error:
+                raise TypeError(f"input {spec['name']!r} must be a numeric array "
+                                f"({error}).") from None
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"input {spec['name']!r} must hold numbers; received dtype "
+                                f"{array.dtype}.")
+            shape = spec["shape"]
+            if array.ndim != len(shape) or any(
+                    e is not None and e != n for e, n in zip(shape[1:], array.shape[1:])):
+                raise ValueError(f"input {spec['name']!r} must have shape {shape} (None = "
+                                 f"any size); received {array.shape}.")
+            if array.shape[0] == 0:
+                raise ValueError(f"input {spec['name']!r} has no samples (batch size 0).")
+            arrays.append(array)
+        if len({a.shape[0] for a in arrays}) > 1:
+            raise ValueError(f"all inputs must have the same batch size; received "
+                             f"{[a.shape[0] for a in arrays]}.")
+        return arrays
+
+    def _run(self, arrays, capture=None):
+        """Every call in order; returns the outputs (or, with ``capture``, the
+        (x, mask, initial_state) that reach that layer's first call)."""
+        store = {}
+        for ref, array in zip(self._graph.inputs, arrays):
+            store[graphs.Ref(ref.layer, 0, 0)] = (array, None)
+        for step in self._order:
+            runner, name = step.runner, step.spec.name
+            if isinstance(runner, MaskOperation):
+                values = _take(step.x, store)
+                x = [v[0] for v in values] if isinstance(values, list) else values[0]
+                constants = [_value(c, store) for c in step.call.constants]
+                store[graphs.Ref(name, step.index, 0)] = (runner(x, constants), None)
+                continue
+            values = _take(step.x, store)
+            if isinstance(values, list):
+                x, masks = [v[0] for v in values], [v[1] for v in values]
+            else:
+                x, masks = values
+            if step.call.mask is not None:
+                masks = _value(step.call.mask, store)
+            state = None if step.initial_state is None else \
+                [_value(s, store) for s in step.initial_state]
+            if capture == name:
+                return x, masks, state
+            if isinstance(runner, recurrent.RecurrentNode):
+                output = runner(x, masks, state)
+            elif runner.uses_mask or runner.merges:
+                output = runner(x, masks)
+            else:
+                output = runner(x)
+            out_masks = runner.compute_mask(x, masks)
+            outputs = output if isinstance(output, list) else [output]
+            if not isinstance(out_masks, list):
+                out_masks = [out_masks] * len(outputs)
+            for k, (value, mask) in enumerate(zip(outputs, out_masks)):
+                store[graphs.Ref(name, step.index, k)] = (value, mask)
+        results = [store[ref][0] for ref in self._graph.outputs]
+        return results if len(results) > 1 else results[0]
+
+    def __call__(self, x):
+        """Run the model on ``x`` (one array, a list, or a dict by input name)."""
+        return self._run(self._inputs(x))
+
+    def predict(self, x, batch_size=None):
+        """As ``model(x)``, in slices of ``batch_size`` samples (None: all at once)."""
+        arrays = self._inputs(x)
+        n = arrays[0].shape[0]
+        if batch_size is None:
+            return self._run(arrays)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
+                batch_size <= 0:
+            raise ValueError(f"`batch_size` must be a positive integer or None; received "
+                             f"{batch_size!r}.")
+        parts = [self._run([a[i:i + batch_size] for a in arrays]) for i in range(0, n,
+                                                                                   batch_size)]
+        if isinstance(parts[0], list):
+            return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+        return np.concatenate(parts)
+
+    def trace(self, x, layer=None):
+        """The trace of recurrent layer ``layer`` (default: the first recurrent one) on
+        the input, mask and initial state that really reach it in the model."""
+        recurrent_names = [s.name for s in self._graph.layers
+                           if isinstance(self._runners[s.name], recurrent.RecurrentNode)]
+        if not recurrent_names:
+            raise ValueError("The model has no recurrent layer to trace.")
+        if layer is None:
+            layer = recurrent_names[0]
+        if layer not in recurrent_names:
+            raise ValueError(f"`layer` must name a recurrent layer of the model, one of "
+                             f"{recurrent_names}; received {layer!r}.")
+        x, mask, state = self._run(self._inputs(x), capture=layer)
+        return self._runners[layer].trace(x, mask, state)
+
+    # ---- description -------------------------------------------------------------
+
+    def summary(self, print_fn=print):
+        """A Keras-like table: layer, class, output shape, parameters, inputs read."""
+        rows = [("Layer", "Class", "Output shape", "Params", "Reads")]
+        total = 0
+        for spec in self._graph.layers:
+            runner = self._runners[spec.name]
+            if isinstance(runner, MaskOperation):
+                continue
+            if runner is None:
+                shape = self._shapes.get(graphs.Ref(spec.name, 0, 0))
+                rows.append((spec.name, "InputLayer", _shape_text(shape), "0", ""))
+                continue
+            shapes = [self._shapes.get(graphs.Ref(spec.name, 0, k)) for k in range(8)]
+            shapes = [s for s in shapes if s is not None]
+            params = runner.count_params()
+            total += params
+            reads = sorted({r.layer for c in spec.calls for r in _refs_in(c.inputs)
+                            + _refs_in(c.initial_state)})
+            label = spec.class_name + (f" x{len(spec.calls)} calls" if len(spec.calls) > 1
+                                       else "")
+            rows.append((spec.name, label, ", ".join(_shape_text(s) for s in shapes),
+                         f"{params:,}", ", ".join(reads)))
+        widths = [max(len(r[k]) for r in rows) for k in range(5)]
+        line = "  ".join("-" * w for w in widths)
+        print_fn(f'Model "{self._graph.kind}" from {self.source.get("path")}')
+        print_fn(line)
+        for k, row in enumerate(rows):
+            print_fn("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            if k == 0:
+                print_fn(line)
+        print_fn(line)
+        print_fn(f"Total params: {total:,}")
+        print_fn(self._semantics_line())
+
+    def _semantics_line(self):
+        source = self.source
+        writer = {"keras": "Keras 3 .keras file", "h5": "legacy HDF5 .h5 file",
+                  "memory": "in-memory Keras model"}.get(source.get("format"), "file")
+        version = source.get("keras_version") or "unknown version"
+        if self.semantics == "keras2":
+            rule = "Keras 2.x semantics: hard_sigmoid = clip(0.2x + 0.5, 0, 1)"
+        else:
+            rule = "Keras 3 semantics: hard_sigmoid = relu6(x + 3) / 6"
+        return f"Format: {writer} written by Keras {version}; {rule}."
+
+    def example_inputs(self, batch_size=4, timesteps=None, seed=0, padding="end"):
+        """Random valid inputs: integers in [1, input_dim) for an Embedding's input,
+        standard normal numbers otherwise; with ``padding`` ("start", "end", "middle")
+        every other row gets a run of padding (0 for mask_zero, mask_value rows for
+        Masking) at that place; None: no padding."""
+        if padding not in (None, "start", "end", "middle"):
+            raise ValueError(f"`padding` must be 'start', 'end', 'middle' or None; "
+                             f"received {padding!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer; received "
+                             f"{batch_size!r}.")
+        rng = np.random.default_rng(seed)
+        arrays = []
+        for spec in self.input_specs:
+            shape = list(spec["shape"])
+            shape[0] = batch_size
+            for k in range(1, len(shape)):
+                if shape[k] is None:
+                    shape[k] = timesteps or _DEFAULT_TIMESTEPS if k == 1 else 3
+            if spec["int_high"] is not None:
+                high = spec["int_high"]
+                x = rng.integers(1 if high > 1 else 0, max(high, 1), size=shape)
+                x = x.astype(spec["dtype"] if spec["dtype"] in ("int32", "int64", "float32",
+                                                                "float64") else "int32")
+            else:
+                x = rng.standard_normal(shape).astype(
+                    spec["dtype"] if spec["dtype"] in ("float32", "float64") else "float32")
+            pad = 0 if spec["mask_zero"] else spec["mask_value"]
+            if padding is not None and pad is not None and x.ndim >= 2 and shape[1] > 1:
+                T = shape[1]
+                n = max(1, T // 3)
+                where = {"start": slice(0, n), "end": slice(T - n, T),
+                         "middle": slice((T - n) // 2, (T - n) // 2 + n)}[padding]
+                x[1::2, where] = pad
+            arrays.append(x)
+        return arrays
+
+    def __repr__(self):
+        return (f"<minirnn.Model {self._graph.kind} with {len(self.layers)} layers, inputs "
+                f"{self.input_names}, outputs {self.output_names}>")
+
+
+def _value(ref_or_list, store):
+    """The value(s) behind a Ref or a list of Refs (masks and initial states)."""
+    if isinstance(ref_or_list, graphs.Ref):
+        return store[ref_or_list][0]
+    if isinstance(ref_or_list, list):
+        return [_value(v, store) for v in ref_or_list]
+    return ref_or_list
+
+
+def _shape_text(shape):
+    if shape is None:
+        return "?"
+    return "(" + ", ".join("None" if n is None else str(n) for n in shape) + ")"
+
+
+def _check_arguments(dtype, bitwise, semantics):
+    if not (dtype is None or (isinstance(dtype, str) and dtype in ("float32", "float64"))):
+        raise ValueError(f"`dtype` must be None (keep the file's), 'float32' or "
+                         f"'float64'; received {dtype!r}.")
+    if not isinstance(bitwise, (bool, np.bool_)):
+        raise TypeError(f"`bitwise` must be True or False; received {bitwise!r}.")
+    if not (semantics is None or (isinstance(semantics, str) and semantics in _SEMANTICS)):
+        raise ValueError(f"`semantics` must be None (the Keras that wrote the file), "
+                         f"'keras2' or 'keras3'; received {semantics!r}.")
+    if bitwise and dtype == "float64":
+        raise ValueError("bitwise=True reproduces Keras' float32 arithmetic: `dtype` must "
+                         "be None or 'float32'; received 'float64'.")
+
+
+def from_keras_model(keras_model, bitwise=False):
+    """A :class:`Model` of an in-memory Keras 3 Sequential or Functional model: its
+    configuration as Keras serializes it, and each layer's get_weights()."""
+    import json
+
+    import keras
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(keras_model),
+                                   default=_json_default))
+    weights = {layer.name: [np.asarray(w) for w in layer.get_weights()]
+               for layer in keras_model.layers}
+    source = {"path": None, "format": "memory", "keras_version": keras.__version__,
+              "semantics": "keras3"}
+    saved = files.SavedModel(config, weights, source)
+    try:
+        return Model(saved, bitwise=bitwise)
+    except (FileFormatError, BitwiseUnsupportedError):
+        raise
+    except (TypeError, KeyError, IndexError, AttributeError) as error:
+        raise ValueError(f"malformed model configuration ({type(error).__name__}: "
+                         f"{error})") from None
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def load_model(path, *, dtype=None, bitwise=False, semantics=None):
+    """A :class:`Model` from a saved Keras model file, without TensorFlow or Keras.
+
+    Args:
+        path: a Keras 3 ``.keras`` file (or the folder it unzips to), or a legacy
+            ``.h5`` full-model file (Keras 2.x, tf.keras 2.x, Keras 3's legacy saver).
+        dtype: None keeps each layer's dtype from the file; "float64" (or "float32")
+            runs every layer in that dtype.
+        bitwise: reproduce Keras' float32 results bit for bit where every layer is
+            modelled (BitwiseUnsupportedError names the first layer that is not).
+        semantics: None: the numbers of the Keras that wrote the file ("keras2" for
+            Keras 2 and tf.keras .h5 files, e.g. hard_sigmoid = clip(0.2x + 0.5, 0, 1));
+            "keras3": Keras 3's numbers whatever wrote the file.
+
+    Raises:
+        ValueError (minirnn.files.FileFormatError for the file itself): a broken,
+            truncated or hostile file, or a layer or setting minirnn does not
+            reproduce, named with its class and the reason.
+    """
+    _check_arguments(dtype, bitwise, semantics)
+    saved = files.read(path)
+    try:
+        return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics)
+    except (FileFormatError, BitwiseUnsupportedError):
+        raise
+    except ValueError as error:
+        raise FileFormatError(f"{path}: {error}") from None
+    except (TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+        raise FileFormatError(f"{path}: malformed model configuration ({type(error).__name__}: "
+                              f"{error})") from None
