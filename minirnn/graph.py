@@ -216,6 +216,16 @@ def _structure(value, where):
     raise ConfigError(f"{where}: unsupported call argument {str(value)[:80]}")
 
 
+def _check_input(value, where):
+    """A layer's input is one tensor or a flat, non-empty list of tensors."""
+    if isinstance(value, Ref):
+        return
+    if isinstance(value, list) and value and all(isinstance(v, Ref) for v in value):
+        return
+    raise ConfigError(f"{where}: a layer's input must be a tensor or a list of tensors; "
+                      f"received {str(value)[:80]}")
+
+
 def _call(node, spec):
     where = f"layer {spec.name!r}"
     if isinstance(node, dict):  # Keras 3
@@ -232,6 +242,7 @@ def _call(node, spec):
                               "does not reproduce")
         if len(args) > 1:
             raise ConfigError(f"{where}: the call passes {len(args)} positional arguments")
+        _check_input(args[0], where)
         mask = _structure(kwargs.get("mask"), where)
         state = kwargs.get("initial_state")
         if state is not None:

@@ -279,6 +279,11 @@ class Model:
         done = set()
         for step in self._order:
             runner, name = step.runner, step.spec.name
+            for ref in step.reads():
+                if ref not in shapes:
+                    raise ValueError(f"layer {name!r} reads output {ref.index} of call "
+                                     f"{ref.node} of {ref.layer!r}, which that layer does not "
+                                     "make.")
             if isinstance(runner, MaskOperation):
                 for k in range(1):
                     shapes[graphs.Ref(name, step.index, k)] = None
@@ -306,6 +311,9 @@ class Model:
             outs = out if isinstance(out, list) else [out]
             for k, shape in enumerate(outs):
                 shapes[graphs.Ref(name, step.index, k)] = tuple(shape)
+        for ref in self._graph.outputs:
+            if ref not in shapes:
+                raise ValueError(f"the model output {tuple(ref)} is not made by any call.")
         for spec in self._graph.layers:
             if spec.name not in done and weights.get(spec.name) and \
                     self._runners[spec.name] is not None:
@@ -411,7 +419,11 @@ class Model:
                 values = _take(step.x, store)
                 x = [v[0] for v in values] if isinstance(values, list) else values[0]
                 constants = [_value(c, store) for c in step.call.constants]
-                store[graphs.Ref(name, step.index, 0)] = (runner(x, constants), None)
+                try:
+                    store[graphs.Ref(name, step.index, 0)] = (runner(x, constants), None)
+                except (TypeError, IndexError, KeyError, ValueError) as error:
+                    raise ValueError(f"{runner.where} cannot run on its inputs: "
+                                     f"{error}") from None
                 continue
             values = _take(step.x, store)
             if isinstance(values, list):
@@ -424,13 +436,12 @@ class Model:
                 [_value(s, store) for s in step.initial_state]
             if capture == name:
                 return x, masks, state
-            if isinstance(runner, recurrent.RecurrentNode):
-                output = runner(x, masks, state)
-            elif runner.uses_mask or runner.merges:
-                output = runner(x, masks)
-            else:
-                output = runner(x)
-            out_masks = runner.compute_mask(x, masks)
+            try:
+                output, out_masks = _call_layer(runner, x, masks, state)
+            except (TypeError, IndexError, KeyError) as error:
+                shapes = [np.shape(v) for v in x] if isinstance(x, list) else np.shape(x)
+                raise ValueError(f"layer {name!r} ({step.spec.class_name}) cannot run on "
+                                 f"inputs of shape {shapes}: {error}") from None
             outputs = output if isinstance(output, list) else [output]
             if not isinstance(out_masks, list):
                 out_masks = [out_masks] * len(outputs)
@@ -561,6 +572,17 @@ class Model:
     def __repr__(self):
         return (f"<minirnn.Model {self._graph.kind} with {len(self.layers)} layers, inputs "
                 f"{self.input_names}, outputs {self.output_names}>")
+
+
+def _call_layer(runner, x, masks, state):
+    """(output, output mask) of one call, as Keras: the call, then compute_mask."""
+    if isinstance(runner, recurrent.RecurrentNode):
+        output = runner(x, masks, state)
+    elif runner.uses_mask or runner.merges:
+        output = runner(x, masks)
+    else:
+        output = runner(x)
+    return output, runner.compute_mask(x, masks)
 
 
 def _value(ref_or_list, store):
