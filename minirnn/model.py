@@ -15,7 +15,7 @@ import numpy as np
 
 from . import blocks, files, graph as graphs, recurrent
 from .bitwise import BitwiseUnsupportedError
-from .files.safety import FileFormatError, check_class, MASK_OPS
+from .files.safety import MASK_OPS, FileFormatError, check_class, check_objects
 
 __all__ = ["Model", "load_model"]
 
@@ -122,7 +122,7 @@ def _build(spec, dtype, semantics, keras_version, bitwise):
 
 def _build_layer(name, class_name, config, dtype, semantics, keras_version, bitwise):
     where = f"layer {name!r} ({class_name})"
-    class_name = check_class(class_name, f"layer {name!r}", "the model file")
+    class_name = check_class(class_name, f"layer {name!r}", None)
     if class_name == "InputLayer":
         return None
     own = _policy(config, where)
@@ -665,6 +665,7 @@ def load_model(path, *, dtype=None, bitwise=False, semantics=None):
     """
     _check_arguments(dtype, bitwise, semantics)
     saved = files.read(path)
+    check_objects(saved.config, path)
     try:
         return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics)
     except (FileFormatError, BitwiseUnsupportedError):

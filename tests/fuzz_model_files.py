@@ -6,7 +6,9 @@ Run by tests/test_files.py in a subprocess, so that a crash inside a file reader
 fails the test instead of killing pytest. Mutations, in turn, of valid fixture files
 from DIR (.keras zips and .h5 files):
 
-- bytes: 1 to 16 random bytes overwritten, or the file truncated anywhere;
+- bytes: 1 to 16 random bytes overwritten (in a .keras file, also inside its
+  model.weights.h5, re-zipped so that the zip's checksums hold), or the file
+  truncated anywhere;
 - JSON: one field of the configuration deleted or replaced by another type, an
   extreme number, a long string, a deep nesting, or a class name;
 - HDF5 attributes: layer_names / weight_names shuffled, cut, renamed or retyped;
@@ -93,6 +95,12 @@ def _rewrite_zip(data, config):
 
 
 def _h5_mutation(path, rng, kind):
+    if kind == "bytes":  # inside the HDF5 file of a .keras zip, which is then re-zipped
+        data = bytearray(open(path, "rb").read())
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        open(path, "wb").write(bytes(data))
+        return
     import h5py
     with h5py.File(path, "r+") as f:
         if kind == "attributes":
@@ -148,7 +156,7 @@ def make_case(directory, rng, scratch):
         data = handle.read()
     suffix = os.path.splitext(base)[1]
     target = os.path.join(scratch, "case" + suffix)
-    kind = rng.choice(["bytes", "truncate", "json", "h5-attributes", "h5-shapes"])
+    kind = rng.choice(["bytes", "truncate", "json", "h5-attributes", "h5-shapes", "h5-bytes"])
     if kind == "bytes":
         data = bytearray(data)
         for _ in range(rng.randint(1, 16)):
@@ -166,6 +174,13 @@ def make_case(directory, rng, scratch):
         with h5py.File(target, "r+") as f:
             config = json.loads(f.attrs["model_config"])
             f.attrs["model_config"] = json.dumps(mutate_json(config, rng)).encode()
+    elif kind == "h5-bytes" and suffix == ".h5":
+        kind = "bytes"
+        data = bytearray(data)
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        with open(target, "wb") as handle:
+            handle.write(bytes(data))
     elif kind.startswith("h5-"):
         if suffix == ".keras":
             archive = zipfile.ZipFile(io.BytesIO(data))

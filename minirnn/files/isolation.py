@@ -9,6 +9,7 @@ failed into a :class:`FileFormatError` naming the file. Elsewhere the readers ru
 in the calling process.
 """
 
+import gc
 import io
 import json
 import os
@@ -34,6 +35,7 @@ def run_isolated(reader, path):
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: read, send, and leave without running any cleanup
+        gc.disable()  # a collection would touch, and so copy, every page of the parent
         status = 0
         try:
             os.close(read_end)
