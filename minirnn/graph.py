@@ -236,6 +236,7 @@ def _call(node, spec):
         args = [_structure(a, where) for a in args]
         unknown = set(kwargs) - {"mask", "initial_state", "training"}
         if spec.is_operation:
+            _check_input(args[0], where)
             return Call(args[0], constants=args[1:])
         if unknown:
             raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "

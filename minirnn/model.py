@@ -225,6 +225,7 @@ class Model:
 
     def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None):
         _check_arguments(dtype, bitwise, semantics)
+        self._dtype_override = dtype
         self.source = dict(saved.source)
         if semantics is not None:
             self.source["semantics"] = semantics
@@ -401,11 +402,28 @@ class Model:
                                  f"any size); received {array.shape}.")
             if array.shape[0] == 0:
                 raise ValueError(f"input {spec['name']!r} has no samples (batch size 0).")
-            arrays.append(array)
+            dtype = self._input_dtype(spec)
+            if dtype is not None and np.dtype(dtype).kind in "iu" and array.dtype.kind == "f" \
+                    and not np.all(np.isfinite(array)):
+                raise ValueError(f"input {spec['name']!r} is an integer input ({dtype}); "
+                                 "received NaN or infinity.")
+            with np.errstate(invalid="ignore"):
+                arrays.append(array if dtype is None else array.astype(dtype, copy=False))
         if len({a.shape[0] for a in arrays}) > 1:
             raise ValueError(f"all inputs must have the same batch size; received "
                              f"{[a.shape[0] for a in arrays]}.")
         return arrays
+
+    def _input_dtype(self, spec):
+        """Keras converts each input to its InputLayer's dtype; a float64 override
+        keeps float inputs in float64."""
+        dtype = spec["dtype"]
+        if dtype not in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                         "uint8", "bool"):
+            return None
+        if self._dtype_override == "float64" and dtype.startswith("float"):
+            return "float64"
+        return dtype
 
     def _run(self, arrays, capture=None):
         """Every call in order; returns the outputs (or, with ``capture``, the

@@ -18,6 +18,7 @@ import signal
 import struct
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -36,10 +37,14 @@ def run_isolated(reader, path):
     parent waits for with a time limit."""
     if not hasattr(os, "fork"):
         return reader(path)
-    import h5py  # noqa: F401 - imported once here, not again in every child
+    import h5py  # imported once here, not again in every child
     with tempfile.TemporaryFile() as result:
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        # Hold h5py's global lock while forking, so that no other thread of this
+        # process can own it in the child (where that thread does not exist).
+        with h5py._objects.phil, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+            pid = os.fork()
         if pid == 0:  # the child: read, write, and leave without running any cleanup
             gc.disable()  # a collection would touch, and so copy, every page of the parent
             status = 0
