@@ -804,10 +804,6 @@ class TimeDistributed(Block):
     def count_params(self):
         return self.inner.count_params()
 
-    @property
-    def weights_list(self):
-        return self.inner.weights
-
     def output_shape(self, input_shape):
         inner = self.inner.output_shape((input_shape[0], *input_shape[2:]))
         return (inner[0], input_shape[1], *inner[1:])

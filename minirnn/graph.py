@@ -81,7 +81,7 @@ def parse(model):
     if not isinstance(layers, list) or not layers:
         raise ConfigError("the model configuration has no list of 'layers'")
     if class_name == "Sequential":
-        return _sequential(layers)
+        return _sequential(layers, config.get("build_input_shape"))
     if class_name in ("Functional", "Model"):
         return _functional(config, layers)
     raise ConfigError(f"the model is of class {class_name!r}; minirnn reads Sequential and "
@@ -101,7 +101,7 @@ def _input_config(config, where):
     return {"shape": tuple(shape), "dtype": dtype if isinstance(dtype, str) else "float32"}
 
 
-def _sequential(layers):
+def _sequential(layers, build_shape=None):
     specs, previous = [], None
     input_configs = []
     for k, layer in enumerate(layers):
@@ -115,8 +115,11 @@ def _sequential(layers):
             specs.append(LayerSpec(name, class_name, config))
             continue
         if previous is None:
+            shaped = dict(config)
+            if "batch_shape" not in shaped and "batch_input_shape" not in shaped:
+                shaped["batch_shape"] = build_shape
             input_configs.append({"name": f"{name}_input",
-                                  **_input_config(config, f"the first layer {name!r}")})
+                                  **_input_config(shaped, f"the first layer {name!r}")})
             previous = Ref(f"{name}_input", 0, 0)
             specs.append(LayerSpec(previous.layer, "InputLayer", {}))
         specs.append(LayerSpec(name, class_name, config, calls=[Call(previous)]))
@@ -255,7 +258,7 @@ def _call(node, spec):
             kwargs = entry[3] if len(entry) > 3 else {}
             if not isinstance(kwargs, dict):
                 raise ConfigError(f"{where}: call arguments must be an object")
-            unknown = set(kwargs) - {"training", "mask"}
+            unknown = {k for k, v in kwargs.items() if k != "training" and v is not None}
             if unknown:
                 raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
                                   "does not reproduce")

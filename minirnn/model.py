@@ -127,6 +127,11 @@ def _build_layer(name, class_name, config, dtype, semantics, keras_version, bitw
         return None
     own = _policy(config, where)
     layer_dtype = dtype or own
+    if bitwise and semantics == "keras2":
+        raise BitwiseUnsupportedError(
+            f"{where}: bitwise=True reproduces Keras 3's bits; this model has Keras 2 "
+            "semantics, which are not modelled bit for bit (semantics='keras3' asks for "
+            "Keras 3's numbers).")
     if bitwise and class_name not in _BITWISE_BLOCKS and class_name not in recurrent.RECURRENT:
         raise BitwiseUnsupportedError(
             f"{where}: bitwise=True needs every layer to be modelled bit for bit; "
@@ -286,8 +291,7 @@ class Model:
                                      f"{ref.node} of {ref.layer!r}, which that layer does not "
                                      "make.")
             if isinstance(runner, MaskOperation):
-                for k in range(1):
-                    shapes[graphs.Ref(name, step.index, k)] = None
+                shapes[graphs.Ref(name, step.index, 0)] = None  # a mask: no static shape
                 continue
             input_shape = _take(step.x, shapes)
             if input_shape is None or (isinstance(input_shape, list) and

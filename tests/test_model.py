@@ -237,6 +237,8 @@ def test_bitwise(files):
         minirnn.load_model(os.path.join(files, "text_bilstm.keras"), bitwise=True)
     with pytest.raises(ValueError, match="float32"):
         minirnn.load_model(path, bitwise=True, dtype="float64")
+    with pytest.raises(minirnn.BitwiseUnsupportedError, match="Keras 2 semantics"):
+        minirnn.load_model(os.path.join(files, "k2_sequential.h5"), bitwise=True)
 
 
 def test_arguments_are_checked(files):
