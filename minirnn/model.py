@@ -11,6 +11,8 @@ mask given explicitly in the configuration (Keras 3 writes them, with the
 operations that compute them) takes the place of the implicit one, as in Keras.
 """
 
+import heapq
+
 import numpy as np
 
 from . import blocks, files, graph as graphs, recurrent
@@ -250,31 +252,38 @@ class Model:
     # ---- structure ---------------------------------------------------------------
 
     def _schedule(self):
-        """Every call, ordered so that each runs after the calls it reads from."""
-        available = {graphs.Ref(r.layer, 0, 0) for r in self._graph.inputs}
-        pending = [_Step(spec, k, call, self._runners[spec.name])
-                   for spec in self._graph.layers for k, call in enumerate(spec.calls)]
+        """Every call, ordered so that each runs after the calls it reads from
+        (Kahn's algorithm; among the calls that are ready, configuration order)."""
+        inputs = {graphs.Ref(r.layer, 0, 0) for r in self._graph.inputs}
+        steps = [_Step(spec, k, call, self._runners[spec.name])
+                 for spec in self._graph.layers for k, call in enumerate(spec.calls)]
         names = {spec.name for spec in self._graph.layers}
-        for step in pending:
+        waiting, missing, ready = {}, [], []
+        for position, step in enumerate(steps):
+            needs = set()
             for ref in step.reads():
                 if ref.layer not in names:
                     raise ValueError(f"layer {step.spec.name!r} reads from {ref.layer!r}, "
                                      "which is not a layer of the model.")
-        order, made = [], set()
-        while pending:
-            ready = [s for s in pending if all(
-                r in available or (r.layer, r.node) in made for r in s.reads())]
-            if not ready:
-                raise ValueError(
-                    "the model's graph cannot be ordered: "
-                    f"{pending[0].spec.name!r} reads tensors no layer makes (or a cycle).")
-            for step in ready:
-                order.append(step)
-                made.add((step.spec.name, step.index))
-            pending = [s for s in pending if s not in ready]
-        for ref in self._graph.outputs:
-            if ref not in available and (ref.layer, ref.node) not in made:
-                raise ValueError(f"the model output {ref.layer!r} is made by no call.")
+                if ref not in inputs:
+                    needs.add((ref.layer, ref.node))
+            missing.append(len(needs))
+            for key in needs:
+                waiting.setdefault(key, []).append(position)
+            if not needs:
+                heapq.heappush(ready, position)
+        order = []
+        while ready:
+            step = steps[heapq.heappop(ready)]
+            order.append(step)
+            for position in waiting.pop((step.spec.name, step.index), []):
+                missing[position] -= 1
+                if missing[position] == 0:
+                    heapq.heappush(ready, position)
+        if len(order) < len(steps):
+            stuck = next(s for s, n in zip(steps, missing) if n)
+            raise ValueError(f"the model's graph cannot be ordered: {stuck.spec.name!r} "
+                             "reads tensors no layer makes (or the calls form a cycle).")
         return order
 
     def _propagate_shapes(self, weights):
