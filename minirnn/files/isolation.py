@@ -4,13 +4,12 @@ The HDF5 C library trusts many of a file's internal pointers: a few corrupted by
 (tests/fuzz_model_files.py found such files) can make it crash the whole process,
 which no exception handler can catch. Where the platform can fork, the readers run
 in a forked child; the parent receives the configuration as JSON and the arrays as
-raw bytes described by that JSON (dtype and shape; nothing is unpickled), and turns a child that died, hung or
-failed into a :class:`FileFormatError` naming the file. Elsewhere the readers run
-in the calling process.
+raw bytes described by that JSON (dtype and shape; nothing is unpickled), and turns
+a child that died, hung or failed into a :class:`FileFormatError` naming the file.
+Elsewhere the readers run in the calling process.
 """
 
 import gc
-import io
 import json
 import os
 import select
