@@ -212,7 +212,7 @@ def keras3_models(rng):
         m = L.Masking()(x)
         a = L.RNN(L.LSTMCell(3), return_sequences=True)(m)
         s = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2), L.SimpleRNNCell(2)]),
-                  return_sequences=True, return_state=True, go_backwards=True)(a)
+                  return_sequences=True, return_state=True, go_backwards=True, name="stack")(a)
         out, *states = s
         t = L.RNN(L.StackedRNNCells([L.GRUCell(2), L.LSTMCell(2)]))(m)
         return keras.Model(x, [out, *states, t]), [_floats(rng, (STEPS, 3))]

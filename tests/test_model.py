@@ -195,6 +195,21 @@ def test_trace_sees_the_real_mask_and_state(files):
     assert not np.array_equal(h[0, -1], h[0, -4])
 
 
+def test_stacked_cells(files):
+    """RNN(StackedRNNCells) runs as a chain of minirnn layers; its trace is per cell."""
+    xs, ys = saved_models.arrays(files, "cells")
+    model = minirnn.load_model(os.path.join(files, "cells.keras"))
+    stack = model.get_layer("stack")
+    assert isinstance(stack, minirnn.recurrent.StackedRNN)
+    assert [type(layer) for layer in stack.layers] == [minirnn.LSTM, minirnn.GRU,
+                                                       minirnn.SimpleRNN]
+    trace = model.trace(xs[0], layer="stack")
+    assert [set(t) for t in trace["cells"]] == [{"i", "f", "g", "o", "c", "h"},
+                                                {"z", "r", "hh", "h"}, {"h"}]
+    # the last cell's h, in processing order, is the stack's output sequence
+    np.testing.assert_allclose(trace["cells"][2]["h"], ys[0], atol=1e-6, rtol=1e-6)
+
+
 def test_from_keras_whole_model(keras):
     rng = np.random.default_rng(5)
     x = keras.Input((None,), dtype="int32")
