@@ -39,12 +39,18 @@ def _activation(name, semantics, where):
         raise ValueError(f"{where}: {error}") from None
 
 
-def _int(config, key, where, default=None, low=1):
+# Sizes a configuration sets without weights to check them against (window and
+# repeat lengths) are bounded, so that a hostile file cannot ask for a huge array.
+MAX_SIZE = 2**20
+
+
+def _int(config, key, where, default=None, low=1, high=2**40):
     value = config.get(key, default)
     if isinstance(value, (list, tuple)) and len(value) == 1:
         value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{where}: `{key}` must be an integer >= {low}; received {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{where}: `{key}` must be an integer in [{low}, {high}]; received "
+                         f"{value!r}.")
     return value
 
 
@@ -249,12 +255,15 @@ class RepeatVector(Block):
     mask_rule = "drops"
 
     def configure(self, config):
-        self.n = _int(config, "n", self.where)
+        self.n = _int(config, "n", self.where, high=MAX_SIZE)
 
     def output_shape(self, input_shape):
         return (input_shape[0], self.n, *input_shape[1:])
 
     def call(self, x):
+        if x.ndim != 2:
+            raise ValueError(f"{self.where}: the input must be 2-D (batch, features); "
+                             f"received shape {x.shape}.")
         return np.repeat(x[:, None], self.n, axis=1)
 
 
@@ -344,9 +353,9 @@ class Conv1D(Block):
 
     def configure(self, config):
         self.filters = _int(config, "filters", self.where)
-        self.kernel_size = _int(config, "kernel_size", self.where)
-        self.strides = _int(config, "strides", self.where, 1)
-        self.dilation_rate = _int(config, "dilation_rate", self.where, 1)
+        self.kernel_size = _int(config, "kernel_size", self.where, high=MAX_SIZE)
+        self.strides = _int(config, "strides", self.where, 1, high=MAX_SIZE)
+        self.dilation_rate = _int(config, "dilation_rate", self.where, 1, high=MAX_SIZE)
         self.padding = _choice(config, "padding", self.where, "valid",
                                ("valid", "same", "causal"))
         _choice(config, "data_format", self.where, "channels_last", ("channels_last", None))
@@ -408,10 +417,10 @@ class _Pooling1D(Block):
     mask_rule = "drops"
 
     def configure(self, config):
-        self.pool_size = _int(config, "pool_size", self.where, 2)
+        self.pool_size = _int(config, "pool_size", self.where, 2, high=MAX_SIZE)
         strides = config.get("strides")
         self.strides = self.pool_size if strides is None else _int(config, "strides",
-                                                                    self.where)
+                                                                    self.where, high=MAX_SIZE)
         self.padding = _choice(config, "padding", self.where, "valid", ("valid", "same"))
         _choice(config, "data_format", self.where, "channels_last", ("channels_last", None))
 
@@ -794,10 +803,6 @@ class TimeDistributed(Block):
 
     def count_params(self):
         return self.inner.count_params()
-
-    @property
-    def weights_list(self):
-        return self.inner.weights
 
     def output_shape(self, input_shape):
         inner = self.inner.output_shape((input_shape[0], *input_shape[2:]))

@@ -81,7 +81,7 @@ def parse(model):
     if not isinstance(layers, list) or not layers:
         raise ConfigError("the model configuration has no list of 'layers'")
     if class_name == "Sequential":
-        return _sequential(layers)
+        return _sequential(layers, config.get("build_input_shape"))
     if class_name in ("Functional", "Model"):
         return _functional(config, layers)
     raise ConfigError(f"the model is of class {class_name!r}; minirnn reads Sequential and "
@@ -101,7 +101,7 @@ def _input_config(config, where):
     return {"shape": tuple(shape), "dtype": dtype if isinstance(dtype, str) else "float32"}
 
 
-def _sequential(layers):
+def _sequential(layers, build_shape=None):
     specs, previous = [], None
     input_configs = []
     for k, layer in enumerate(layers):
@@ -115,8 +115,11 @@ def _sequential(layers):
             specs.append(LayerSpec(name, class_name, config))
             continue
         if previous is None:
+            shaped = dict(config)
+            if "batch_shape" not in shaped and "batch_input_shape" not in shaped:
+                shaped["batch_shape"] = build_shape
             input_configs.append({"name": f"{name}_input",
-                                  **_input_config(config, f"the first layer {name!r}")})
+                                  **_input_config(shaped, f"the first layer {name!r}")})
             previous = Ref(f"{name}_input", 0, 0)
             specs.append(LayerSpec(previous.layer, "InputLayer", {}))
         specs.append(LayerSpec(name, class_name, config, calls=[Call(previous)]))
@@ -216,6 +219,16 @@ def _structure(value, where):
     raise ConfigError(f"{where}: unsupported call argument {str(value)[:80]}")
 
 
+def _check_input(value, where):
+    """A layer's input is one tensor or a flat, non-empty list of tensors."""
+    if isinstance(value, Ref):
+        return
+    if isinstance(value, list) and value and all(isinstance(v, Ref) for v in value):
+        return
+    raise ConfigError(f"{where}: a layer's input must be a tensor or a list of tensors; "
+                      f"received {str(value)[:80]}")
+
+
 def _call(node, spec):
     where = f"layer {spec.name!r}"
     if isinstance(node, dict):  # Keras 3
@@ -226,12 +239,14 @@ def _call(node, spec):
         args = [_structure(a, where) for a in args]
         unknown = set(kwargs) - {"mask", "initial_state", "training"}
         if spec.is_operation:
+            _check_input(args[0], where)
             return Call(args[0], constants=args[1:])
         if unknown:
             raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
                               "does not reproduce")
         if len(args) > 1:
             raise ConfigError(f"{where}: the call passes {len(args)} positional arguments")
+        _check_input(args[0], where)
         mask = _structure(kwargs.get("mask"), where)
         state = kwargs.get("initial_state")
         if state is not None:
@@ -243,7 +258,7 @@ def _call(node, spec):
             kwargs = entry[3] if len(entry) > 3 else {}
             if not isinstance(kwargs, dict):
                 raise ConfigError(f"{where}: call arguments must be an object")
-            unknown = set(kwargs) - {"training", "mask"}
+            unknown = {k for k, v in kwargs.items() if k != "training" and v is not None}
             if unknown:
                 raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
                                   "does not reproduce")

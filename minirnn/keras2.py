@@ -13,8 +13,8 @@ equations (the compiled kernels know Keras 3's activations only).
 
 import numpy as np
 
-from .layers import GRU, LSTM, SimpleRNN
 from . import activations, equations
+from .layers import GRU, LSTM, SimpleRNN
 
 __all__ = ["hard_sigmoid", "activation", "recurrent_class", "uses_hard_sigmoid"]
 

@@ -11,11 +11,13 @@ mask given explicitly in the configuration (Keras 3 writes them, with the
 operations that compute them) takes the place of the implicit one, as in Keras.
 """
 
+import heapq
+
 import numpy as np
 
 from . import blocks, files, graph as graphs, recurrent
 from .bitwise import BitwiseUnsupportedError
-from .files.safety import FileFormatError, check_class, MASK_OPS
+from .files.safety import MASK_OPS, FileFormatError, check_class, check_objects
 
 __all__ = ["Model", "load_model"]
 
@@ -122,11 +124,16 @@ def _build(spec, dtype, semantics, keras_version, bitwise):
 
 def _build_layer(name, class_name, config, dtype, semantics, keras_version, bitwise):
     where = f"layer {name!r} ({class_name})"
-    class_name = check_class(class_name, f"layer {name!r}", "the model file")
+    class_name = check_class(class_name, f"layer {name!r}", None)
     if class_name == "InputLayer":
         return None
     own = _policy(config, where)
     layer_dtype = dtype or own
+    if bitwise and semantics == "keras2":
+        raise BitwiseUnsupportedError(
+            f"{where}: bitwise=True reproduces Keras 3's bits; this model has Keras 2 "
+            "semantics, which are not modelled bit for bit (semantics='keras3' asks for "
+            "Keras 3's numbers).")
     if bitwise and class_name not in _BITWISE_BLOCKS and class_name not in recurrent.RECURRENT:
         raise BitwiseUnsupportedError(
             f"{where}: bitwise=True needs every layer to be modelled bit for bit; "
@@ -225,6 +232,7 @@ class Model:
 
     def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None):
         _check_arguments(dtype, bitwise, semantics)
+        self._dtype_override = dtype
         self.source = dict(saved.source)
         if semantics is not None:
             self.source["semantics"] = semantics
@@ -244,31 +252,38 @@ class Model:
     # ---- structure ---------------------------------------------------------------
 
     def _schedule(self):
-        """Every call, ordered so that each runs after the calls it reads from."""
-        available = {graphs.Ref(r.layer, 0, 0) for r in self._graph.inputs}
-        pending = [_Step(spec, k, call, self._runners[spec.name])
-                   for spec in self._graph.layers for k, call in enumerate(spec.calls)]
+        """Every call, ordered so that each runs after the calls it reads from
+        (Kahn's algorithm; among the calls that are ready, configuration order)."""
+        inputs = {graphs.Ref(r.layer, 0, 0) for r in self._graph.inputs}
+        steps = [_Step(spec, k, call, self._runners[spec.name])
+                 for spec in self._graph.layers for k, call in enumerate(spec.calls)]
         names = {spec.name for spec in self._graph.layers}
-        for step in pending:
+        waiting, missing, ready = {}, [], []
+        for position, step in enumerate(steps):
+            needs = set()
             for ref in step.reads():
                 if ref.layer not in names:
                     raise ValueError(f"layer {step.spec.name!r} reads from {ref.layer!r}, "
                                      "which is not a layer of the model.")
-        order, made = [], set()
-        while pending:
-            ready = [s for s in pending if all(
-                r in available or (r.layer, r.node) in made for r in s.reads())]
-            if not ready:
-                raise ValueError(
-                    "the model's graph cannot be ordered: "
-                    f"{pending[0].spec.name!r} reads tensors no layer makes (or a cycle).")
-            for step in ready:
-                order.append(step)
-                made.add((step.spec.name, step.index))
-            pending = [s for s in pending if s not in ready]
-        for ref in self._graph.outputs:
-            if ref not in available and (ref.layer, ref.node) not in made:
-                raise ValueError(f"the model output {ref.layer!r} is made by no call.")
+                if ref not in inputs:
+                    needs.add((ref.layer, ref.node))
+            missing.append(len(needs))
+            for key in needs:
+                waiting.setdefault(key, []).append(position)
+            if not needs:
+                heapq.heappush(ready, position)
+        order = []
+        while ready:
+            step = steps[heapq.heappop(ready)]
+            order.append(step)
+            for position in waiting.pop((step.spec.name, step.index), []):
+                missing[position] -= 1
+                if missing[position] == 0:
+                    heapq.heappush(ready, position)
+        if len(order) < len(steps):
+            stuck = next(s for s, n in zip(steps, missing) if n)
+            raise ValueError(f"the model's graph cannot be ordered: {stuck.spec.name!r} "
+                             "reads tensors no layer makes (or the calls form a cycle).")
         return order
 
     def _propagate_shapes(self, weights):
@@ -279,9 +294,13 @@ class Model:
         done = set()
         for step in self._order:
             runner, name = step.runner, step.spec.name
+            for ref in step.reads():
+                if ref not in shapes:
+                    raise ValueError(f"layer {name!r} reads output {ref.index} of call "
+                                     f"{ref.node} of {ref.layer!r}, which that layer does not "
+                                     "make.")
             if isinstance(runner, MaskOperation):
-                for k in range(1):
-                    shapes[graphs.Ref(name, step.index, k)] = None
+                shapes[graphs.Ref(name, step.index, 0)] = None  # a mask: no static shape
                 continue
             input_shape = _take(step.x, shapes)
             if input_shape is None or (isinstance(input_shape, list) and
@@ -306,6 +325,9 @@ class Model:
             outs = out if isinstance(out, list) else [out]
             for k, shape in enumerate(outs):
                 shapes[graphs.Ref(name, step.index, k)] = tuple(shape)
+        for ref in self._graph.outputs:
+            if ref not in shapes:
+                raise ValueError(f"the model output {tuple(ref)} is not made by any call.")
         for spec in self._graph.layers:
             if spec.name not in done and weights.get(spec.name) and \
                     self._runners[spec.name] is not None:
@@ -393,11 +415,28 @@ class Model:
                                  f"any size); received {array.shape}.")
             if array.shape[0] == 0:
                 raise ValueError(f"input {spec['name']!r} has no samples (batch size 0).")
-            arrays.append(array)
+            dtype = self._input_dtype(spec)
+            if dtype is not None and np.dtype(dtype).kind in "iu" and array.dtype.kind == "f" \
+                    and not np.all(np.isfinite(array)):
+                raise ValueError(f"input {spec['name']!r} is an integer input ({dtype}); "
+                                 "received NaN or infinity.")
+            with np.errstate(invalid="ignore"):
+                arrays.append(array if dtype is None else array.astype(dtype, copy=False))
         if len({a.shape[0] for a in arrays}) > 1:
             raise ValueError(f"all inputs must have the same batch size; received "
                              f"{[a.shape[0] for a in arrays]}.")
         return arrays
+
+    def _input_dtype(self, spec):
+        """Keras converts each input to its InputLayer's dtype; a float64 override
+        keeps float inputs in float64."""
+        dtype = spec["dtype"]
+        if dtype not in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                         "uint8", "bool"):
+            return None
+        if self._dtype_override == "float64" and dtype.startswith("float"):
+            return "float64"
+        return dtype
 
     def _run(self, arrays, capture=None):
         """Every call in order; returns the outputs (or, with ``capture``, the
@@ -411,7 +450,11 @@ class Model:
                 values = _take(step.x, store)
                 x = [v[0] for v in values] if isinstance(values, list) else values[0]
                 constants = [_value(c, store) for c in step.call.constants]
-                store[graphs.Ref(name, step.index, 0)] = (runner(x, constants), None)
+                try:
+                    store[graphs.Ref(name, step.index, 0)] = (runner(x, constants), None)
+                except (TypeError, IndexError, KeyError, ValueError) as error:
+                    raise ValueError(f"{runner.where} cannot run on its inputs: "
+                                     f"{error}") from None
                 continue
             values = _take(step.x, store)
             if isinstance(values, list):
@@ -424,13 +467,12 @@ class Model:
                 [_value(s, store) for s in step.initial_state]
             if capture == name:
                 return x, masks, state
-            if isinstance(runner, recurrent.RecurrentNode):
-                output = runner(x, masks, state)
-            elif runner.uses_mask or runner.merges:
-                output = runner(x, masks)
-            else:
-                output = runner(x)
-            out_masks = runner.compute_mask(x, masks)
+            try:
+                output, out_masks = _call_layer(runner, x, masks, state)
+            except (TypeError, IndexError, KeyError) as error:
+                shapes = [np.shape(v) for v in x] if isinstance(x, list) else np.shape(x)
+                raise ValueError(f"layer {name!r} ({step.spec.class_name}) cannot run on "
+                                 f"inputs of shape {shapes}: {error}") from None
             outputs = output if isinstance(output, list) else [output]
             if not isinstance(out_masks, list):
                 out_masks = [out_masks] * len(outputs)
@@ -563,6 +605,17 @@ class Model:
                 f"{self.input_names}, outputs {self.output_names}>")
 
 
+def _call_layer(runner, x, masks, state):
+    """(output, output mask) of one call, as Keras: the call, then compute_mask."""
+    if isinstance(runner, recurrent.RecurrentNode):
+        output = runner(x, masks, state)
+    elif runner.uses_mask or runner.merges:
+        output = runner(x, masks)
+    else:
+        output = runner(x)
+    return output, runner.compute_mask(x, masks)
+
+
 def _value(ref_or_list, store):
     """The value(s) behind a Ref or a list of Refs (masks and initial states)."""
     if isinstance(ref_or_list, graphs.Ref):
@@ -643,6 +696,7 @@ def load_model(path, *, dtype=None, bitwise=False, semantics=None):
     """
     _check_arguments(dtype, bitwise, semantics)
     saved = files.read(path)
+    check_objects(saved.config, path)
     try:
         return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics)
     except (FileFormatError, BitwiseUnsupportedError):

@@ -3,6 +3,7 @@ tests/test_model.py and tests/test_files.py.
 
     python -m reference.model_files DIR            # write the fixtures into DIR
     python -m reference.model_files --table DIR    # worst errors per layer and file kind
+    python -m reference.model_files --speed DIR    # the real-sized model: load and predict
 
 Two parts, each in its own process (Keras 3 and tf-keras cannot share one):
 
@@ -211,7 +212,7 @@ def keras3_models(rng):
         m = L.Masking()(x)
         a = L.RNN(L.LSTMCell(3), return_sequences=True)(m)
         s = L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2), L.SimpleRNNCell(2)]),
-                  return_sequences=True, return_state=True, go_backwards=True)(a)
+                  return_sequences=True, return_state=True, go_backwards=True, name="stack")(a)
         out, *states = s
         t = L.RNN(L.StackedRNNCells([L.GRUCell(2), L.LSTMCell(2)]))(m)
         return keras.Model(x, [out, *states, t]), [_floats(rng, (STEPS, 3))]
@@ -495,8 +496,68 @@ def table(directory):
     return "\n".join(lines)
 
 
+def real_sized(path, seed=7):
+    """Embedding 20000 x 128 -> Bidirectional(LSTM 128) -> Dense(1, sigmoid), random
+    weights, saved at ``path``; returns the Keras model and padded token inputs."""
+    import keras
+    rng = np.random.default_rng(seed)
+    x = keras.Input((None,), dtype="int32")
+    e = keras.layers.Embedding(20000, 128, mask_zero=True)(x)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(128))(e)
+    model = keras.Model(x, keras.layers.Dense(1, activation="sigmoid")(y))
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(-0.1, 0.1, w.shape).astype("float32")
+                           for w in layer.get_weights()])
+    model.save(path)
+    tokens = rng.integers(1, 20000, size=(32, 100)).astype("int32")
+    tokens[1::3, -30:] = 0
+    tokens[2::3, :20] = 0
+    return model, tokens
+
+
+def speed(directory, repeats=10):
+    """Load time and predict time of the real-sized model, minirnn against Keras."""
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    import minirnn
+    path = os.path.join(directory, "real.keras")
+    model, tokens = real_sized(path)
+
+    def best(function, n=repeats):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return min(times), float(np.median(times))
+
+    rows = {}
+    rows["load: keras.saving.load_model"] = best(lambda: keras.saving.load_model(path), 3)
+    rows["load: minirnn.load_model"] = best(lambda: minirnn.load_model(path), 3)
+    ours = minirnn.load_model(path)
+    ours.predict(tokens)
+    compiled = tf.function(lambda x: model(x, training=False), jit_compile=False)
+    compiled(tokens)
+    model.predict(tokens, verbose=0)
+    rows["predict 32x100: Keras model.predict"] = best(lambda: model.predict(tokens, verbose=0))
+    rows["predict 32x100: Keras compiled call (tf.function)"] = best(lambda: compiled(tokens))
+    rows["predict 32x100: minirnn Model.predict"] = best(lambda: ours.predict(tokens))
+    worst = float(np.max(np.abs(ours.predict(tokens) - model.predict(tokens, verbose=0))))
+    lines = [f"| what | best (ms) | median (ms) |", "|---|---:|---:|"]
+    lines += [f"| {k} | {1000 * v[0]:.1f} | {1000 * v[1]:.1f} |" for k, v in rows.items()]
+    lines.append(f"\nmax |minirnn - Keras| = {worst:.2e}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--speed":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        print(speed(argv[1]))
+        return 0
     if len(argv) == 2 and argv[0] == "--table":
         print(table(argv[1]))
         return 0

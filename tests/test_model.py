@@ -89,6 +89,36 @@ def test_keras2_semantics(files):
     assert model.get_layer("gru").reset_after is False
 
 
+@pytest.mark.parametrize("version,activation,reset_after,implementation", [
+    ("2.2.4", "hard_sigmoid", False, 1), ("2.3.1", "sigmoid", False, 2),
+    ("2.13.1", "sigmoid", True, 2), ("2.2.4-tf", "sigmoid", True, 2)])
+def test_keras2_defaults_by_writer(files, tmp_path, version, activation, reset_after,
+                                   implementation):
+    """Settings a Keras 2 configuration leaves out take the writer's defaults."""
+    import json
+    import shutil
+
+    import h5py
+    path = str(tmp_path / "old.h5")
+    shutil.copy(os.path.join(files, "k2_hard.h5"), path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            for key in ("recurrent_activation", "reset_after", "implementation"):
+                layer["config"].pop(key, None)
+        f.attrs["model_config"] = json.dumps(config).encode()
+        f.attrs["keras_version"] = version.encode()
+    if reset_after:  # the file's GRU weights are reset_after=False's: refused, not misread
+        with pytest.raises(ValueError, match=r"'gru' \(GRU\): weight 2 must have shape"):
+            minirnn.load_model(path)
+        return
+    model = minirnn.load_model(path)
+    lstm, gru = model.get_layer("lstm"), model.get_layer("gru")
+    assert lstm.recurrent_activation == gru.recurrent_activation == activation
+    assert gru.reset_after is reset_after and lstm.implementation == implementation
+    assert model.source["keras_version"] == version
+
+
 def test_inputs_by_name_list_and_errors(files):
     xs, ys = saved_models.arrays(files, "seq2seq")
     model = minirnn.load_model(os.path.join(files, "seq2seq.keras"))
@@ -165,6 +195,21 @@ def test_trace_sees_the_real_mask_and_state(files):
     assert not np.array_equal(h[0, -1], h[0, -4])
 
 
+def test_stacked_cells(files):
+    """RNN(StackedRNNCells) runs as a chain of minirnn layers; its trace is per cell."""
+    xs, ys = saved_models.arrays(files, "cells")
+    model = minirnn.load_model(os.path.join(files, "cells.keras"))
+    stack = model.get_layer("stack")
+    assert isinstance(stack, minirnn.recurrent.StackedRNN)
+    assert [type(layer) for layer in stack.layers] == [minirnn.LSTM, minirnn.GRU,
+                                                       minirnn.SimpleRNN]
+    trace = model.trace(xs[0], layer="stack")
+    assert [set(t) for t in trace["cells"]] == [{"i", "f", "g", "o", "c", "h"},
+                                                {"z", "r", "hh", "h"}, {"h"}]
+    # the last cell's h, in processing order, is the stack's output sequence
+    np.testing.assert_allclose(trace["cells"][2]["h"], ys[0], atol=1e-6, rtol=1e-6)
+
+
 def test_from_keras_whole_model(keras):
     rng = np.random.default_rng(5)
     x = keras.Input((None,), dtype="int32")
@@ -207,6 +252,8 @@ def test_bitwise(files):
         minirnn.load_model(os.path.join(files, "text_bilstm.keras"), bitwise=True)
     with pytest.raises(ValueError, match="float32"):
         minirnn.load_model(path, bitwise=True, dtype="float64")
+    with pytest.raises(minirnn.BitwiseUnsupportedError, match="Keras 2 semantics"):
+        minirnn.load_model(os.path.join(files, "k2_sequential.h5"), bitwise=True)
 
 
 def test_arguments_are_checked(files):
@@ -240,24 +287,13 @@ def test_loading_imports_no_tensorflow(files):
 
 def test_real_sized_model(keras, tmp_path):
     """Embedding 20000 x 128 -> Bidirectional(LSTM 128) -> Dense: equal within float32
-    rounding, with padding; load and predict timed against Keras."""
-    rng = np.random.default_rng(7)
-    x = keras.Input((None,), dtype="int32")
-    e = keras.layers.Embedding(20000, 128, mask_zero=True)(x)
-    y = keras.layers.Bidirectional(keras.layers.LSTM(128))(e)
-    model = keras.Model(x, keras.layers.Dense(1, activation="sigmoid")(y))
-    for layer in model.layers:
-        layer.set_weights([rng.uniform(-0.1, 0.1, w.shape).astype("float32")
-                           for w in layer.get_weights()])
-    path = str(tmp_path / "real.keras")
-    model.save(path)
-    tokens = rng.integers(1, 20000, size=(32, 80)).astype("int32")
-    tokens[1::3, -20:] = 0
-    tokens[2::3, :15] = 0
+    rounding, with padding at both ends (timings: python -m reference.model_files
+    --speed DIR)."""
+    model, tokens = model_files.real_sized(str(tmp_path / "real.keras"))
     want = model.predict(tokens, verbose=0)
     start = time.perf_counter()
-    ours = minirnn.load_model(path)
+    ours = minirnn.load_model(str(tmp_path / "real.keras"))
     load_seconds = time.perf_counter() - start
-    got = ours.predict(tokens)
-    np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(tokens), want, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(tokens, batch_size=5), want, atol=1e-6, rtol=1e-6)
     assert load_seconds < 10, load_seconds

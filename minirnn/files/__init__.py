@@ -4,7 +4,10 @@
 a legacy ``.h5`` full-model file and returns a :class:`SavedModel`: the model's
 configuration (plain JSON data), every layer's weights as NumPy arrays in Keras'
 ``get_weights()`` order, keyed by layer name, and where the file came from. Nothing
-in a file is imported, unpickled or executed (see :mod:`minirnn.files.safety`).
+in a file is imported, unpickled or executed (see :mod:`minirnn.files.safety`), and
+the reading runs in a child process where the platform can fork
+(:mod:`minirnn.files.isolation`), so that a file which crashes the HDF5 library
+gives an error instead.
 """
 
 import os
@@ -33,6 +36,13 @@ def read(path):
         raise TypeError(f"`path` must be a file path (str or os.PathLike); received "
                         f"{type(path).__name__}.")
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileFormatError(f"{path}: no such file or folder")
+    from .isolation import run_isolated
+    return run_isolated(_read, path)
+
+
+def _read(path):
     if os.path.isdir(path):
         from . import keras3
         return keras3.read_folder(path)

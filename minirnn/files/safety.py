@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 __all__ = ["FileFormatError", "SUPPORTED", "LIMITS", "read_member", "parse_json",
-           "check_class", "read_dataset", "check_tree"]
+           "check_class", "check_objects", "read_dataset", "check_tree"]
 
 
 class FileFormatError(ValueError):
@@ -59,7 +59,10 @@ LIMITS = {
 
 
 def fail(path, problem):
-    """The error for ``path``: FileFormatError("<path>: <problem>")."""
+    """The error for ``path``: FileFormatError("<path>: <problem>"); without a path, a
+    plain ValueError (the caller adds the path)."""
+    if path is None:
+        return ValueError(problem)
     return FileFormatError(f"{path}: {problem}")
 
 
@@ -140,6 +143,41 @@ def check_class(class_name, where, path, allowed=SUPPORTED):
         if class_name == "Lambda" else "minirnn does not reproduce it"
     raise fail(path, f"{where} is of class {class_name!r}, which is not supported: {reason}. "
                f"Supported layers: {', '.join(SUPPORTED)}")
+
+
+def check_objects(config, path):
+    """Refuse custom objects anywhere in a configuration, naming the layer.
+
+    Keras writes every object as {"module", "class_name", "registered_name", ...};
+    built-in ones come from keras' own modules, with registered_name null (or the
+    class name). Anything else was registered by user code, which minirnn does not
+    have and will not import. Walked iteratively, so depth cannot exhaust the stack.
+    """
+    stack = [(config, "the model")]
+    while stack:
+        value, layer = stack.pop()
+        if isinstance(value, dict):
+            if isinstance(value.get("name"), str) and "inbound_nodes" in value:
+                layer = f"layer {value['name']!r}"
+            elif isinstance(value.get("config"), dict) and \
+                    isinstance(value["config"].get("name"), str):
+                layer = f"layer {value['config']['name']!r}"
+            module = value.get("module")
+            registered = value.get("registered_name")
+            class_name = value.get("class_name")
+            if class_name == "Lambda":
+                check_class(class_name, layer, path)  # refused, with the reason
+            if "class_name" in value and (
+                    (module is not None and not (isinstance(module, str) and (
+                        module == "keras" or module.startswith(("keras.", "tf_keras"))))) or
+                    (registered is not None and registered != class_name)):
+                raise fail(path, f"{layer} uses the custom object {class_name!r} (module "
+                           f"{module!r}, registered as {registered!r}): custom objects are "
+                           "Python code, which minirnn never imports or runs. Supported "
+                           f"layers: {', '.join(SUPPORTED)}")
+            stack.extend((v, layer) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, layer) for v in value)
 
 
 def _link_kind(group, name):
