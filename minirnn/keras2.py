@@ -7,13 +7,13 @@ Keras 2.x and tf.keras 2.x defined ``hard_sigmoid`` as a segment of slope 0.2::
 Keras 3 changed it to relu6(x + 3) / 6, a slope of 1/6, so a model trained in
 Keras 2 computes other numbers in Keras 3. A model loaded with Keras 2 semantics
 uses the layers below wherever an activation is ``hard_sigmoid``: they are the
-minirnn layers, with that one function replaced, and they run the readable
-equations (the compiled kernels know Keras 3's activations only).
+minirnn layers, with that one function replaced, in the readable equations and in
+the compiled kernels (which have a code of their own for it).
 """
 
 import numpy as np
 
-from . import activations, equations
+from . import activations, equations, kernels
 from .layers import GRU, LSTM, SimpleRNN
 
 __all__ = ["hard_sigmoid", "activation", "recurrent_class", "uses_hard_sigmoid"]
@@ -37,12 +37,16 @@ def uses_hard_sigmoid(layer):
 
 
 class _Keras2Mixin:
-    """hard_sigmoid means Keras 2's; the layer runs the readable equations."""
+    """hard_sigmoid means Keras 2's: in the readable equations (``_step_function``)
+    and in the compiled kernels, which have a code of their own for it."""
 
     keras_semantics = "keras2"
 
-    def _use_kernels(self):
-        return False
+    @staticmethod
+    def _code_of(name):
+        if name == "hard_sigmoid":
+            return kernels.KERAS2_HARD_SIGMOID
+        return activations.code_of(name)
 
     def _check_bitwise(self):
         raise ValueError(

@@ -93,6 +93,9 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 _LEAKY_RELU_ALPHA = float(np.float32(0.2))  # as TensorFlow: see minirnn.activations
 _GELU_SQRT_HALF = float(np.float32(0.7071067811865476))
 _FLT_MIN = float(np.finfo(np.float32).tiny)  # smallest normal float32
+# Keras 2's hard_sigmoid (minirnn.keras2): a kernel code of its own, outside the
+# Keras 3 names of minirnn.activations.
+KERAS2_HARD_SIGMOID = 100
 
 
 def typed(x, value):
@@ -325,6 +328,9 @@ def activate(code, x):
         if x >= one:
             return one
         return half * (x + one)
+    if code == KERAS2_HARD_SIGMOID:  # Keras 2's: clip(x * 0.2 + 0.5, 0, 1), NaN stays
+        y = x * typed(x, 0.2) + half
+        return zero if y < zero else (one if y > one else y)
     return x * typed(x, math.nan)
 
 

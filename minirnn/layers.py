@@ -299,11 +299,9 @@ class _Recurrent(_Configurable):
         self._check_states(changed)
         if self.bitwise:
             self._check_bitwise()
-        self._compiled = (self.engine == "numba"
-                          and activations.code_of(self.activation) is not None
-                          and activations.code_of(self.recurrent_activation) is not None)
-        self._codes = (activations.code_of(self.activation),
-                       activations.code_of(self.recurrent_activation))
+        self._codes = (self._code_of(self.activation),
+                       self._code_of(self.recurrent_activation))
+        self._compiled = self.engine == "numba" and None not in self._codes
         if self.built:
             self._prepare_kernel_weights()
 
@@ -481,7 +479,8 @@ class _Recurrent(_Configurable):
 
     def _packed(self, weights):
         """``weights`` packed for minirnn.gemm where the kernels use it (float32, not
-        bitwise: the bitwise mode sums as oneDNN does, float64 goes through BLAS)."""
+        bitwise: the bitwise mode sums as oneDNN does, float64 goes through BLAS:
+        see _without_blas)."""
         if self.dtype != "float32" or self.bitwise:
             return _NO_PANELS
         return gemm.pack(weights)
@@ -590,8 +589,19 @@ class _Recurrent(_Configurable):
 
     def _use_kernels(self):
         """Whether calls run the compiled kernels (the engine, and activations they
-        know); a subclass that changes an activation's formula says no here."""
+        know)."""
         return self._compiled
+
+    def _without_blas(self):
+        """Whether a call runs compiled code that calls no BLAS (packed float32 or
+        bitwise products), which may share the CPUs with another such call."""
+        return self._use_kernels() and (self.dtype == "float32" or self.bitwise)
+
+    @staticmethod
+    def _code_of(name):
+        """The kernels' code of an activation name, None for a row-wise one (a
+        subclass that changes an activation's formula maps it to another code)."""
+        return activations.code_of(name)
 
     def __call__(self, x, mask=None, initial_state=None, training=None):
         """Run the layer on x (B, T, D).
@@ -645,7 +655,8 @@ class _Recurrent(_Configurable):
 
     def _split(self, B, T):
         """Whether this call runs slices of its batch on several threads."""
-        if B < 2 or self._panels[0] is _NO_PANELS or get_num_threads() < 2:
+        if B < 2 or self._panels[0] is _NO_PANELS or get_num_threads() < 2 or \
+                getattr(_local, "in_part", False):
             return False
         D, width = self.kernel.shape
         return 2.0 * B * T * width * (D + self.units) >= _SPLIT_FLOPS
@@ -654,21 +665,12 @@ class _Recurrent(_Configurable):
         """The kernels on slices of the batch: the calling thread runs the first,
         the pool the others; every slice writes its own rows only."""
         def run(rows):
-            self._kernel_run(x[rows], [s[rows] for s in states],
-                             mask[rows] if use_mask else mask, use_mask,
-                             outputs[rows] if self.return_sequences else outputs,
-                             output[rows])
+            return lambda: self._kernel_run(
+                x[rows], [s[rows] for s in states], mask[rows] if use_mask else mask,
+                use_mask, outputs[rows] if self.return_sequences else outputs, output[rows])
 
-        threads = get_num_threads()
-        first, *others = _batch_slices(x.shape[0], threads)
-        futures = [_worker_pool(threads).submit(run, rows) for rows in others]
-        try:
-            run(first)
-        finally:
-            errors = [f.exception() for f in futures]  # waits for every slice
-        for error in errors:
-            if error is not None:
-                raise error
+        first, *others = _batch_slices(x.shape[0], get_num_threads())
+        _run_parts(run(first), [run(rows) for rows in others])
 
     def trace(self, x, mask=None, initial_state=None):
         """Every gate and state at every step, from the readable equations.
@@ -702,6 +704,42 @@ _SPLIT_FLOPS = 2e7  # below this much work per call a slice is not worth a hand-
 _threads = None     # set_num_threads; None: NUMBA_NUM_THREADS, as Numba's own default
 _pool = None
 _pool_lock = threading.Lock()
+# A thread that already runs part of a call in parallel (a pool task, or a
+# Bidirectional running its directions side by side) does not split again: a pool
+# task must never wait for other pool tasks, or a full pool could wait for itself.
+_local = threading.local()
+
+
+class _ParallelPart:
+    """Marks the current thread as running one part of a parallel call."""
+
+    def __enter__(self):
+        self.before = getattr(_local, "in_part", False)
+        _local.in_part = True
+
+    def __exit__(self, *error):
+        _local.in_part = self.before
+
+
+def _as_part(function):
+    """``function`` to run in the pool, as a part of a parallel call."""
+    def part(*args):
+        with _ParallelPart():
+            return function(*args)
+    return part
+
+
+def _run_parts(first, others):
+    """Run ``others`` (callables) in the pool and ``first`` here, wait for all, and
+    raise the first error; return first's result and the others' results."""
+    pool = _worker_pool(get_num_threads())
+    futures = [pool.submit(_as_part(part)) for part in others]
+    try:
+        with _ParallelPart():
+            result = first()
+    finally:
+        concurrent.futures.wait(futures)
+    return result, [f.result() for f in futures]
 
 
 def set_num_threads(n):
@@ -1219,8 +1257,12 @@ class Bidirectional(_Configurable):
         # Validate both before running either, so a refused call leaves no partial state.
         x_checked, mask_checked, _ = self.forward_layer._prepare(x, mask, forward_state)
         self.backward_layer._prepare(x_checked, mask_checked, backward_state)
-        y = self.forward_layer(x_checked, mask_checked, forward_state)
-        y_rev = self.backward_layer(x_checked, mask_checked, backward_state)
+        forward = lambda: self.forward_layer(x_checked, mask_checked, forward_state)  # noqa
+        backward = lambda: self.backward_layer(x_checked, mask_checked, backward_state)  # noqa
+        if self._side_by_side(x_checked):
+            y, (y_rev,) = _run_parts(forward, [backward])
+        else:
+            y, y_rev = forward(), backward()
         states = []
         if self.return_state:
             states = y[1:] + y_rev[1:]
@@ -1236,6 +1278,18 @@ class Bidirectional(_Configurable):
         if self.merge_mode is None:
             return output + states if self.return_state else output
         return [output, *states] if self.return_state else output
+
+    def _side_by_side(self, x):
+        """Whether the two directions run at once, on two threads: with threads to
+        spare, both compiled without BLAS, and enough work to pay for the hand-off."""
+        forward, backward = self.forward_layer, self.backward_layer
+        if get_num_threads() < 2 or getattr(_local, "in_part", False) or \
+                not (forward._without_blas() and backward._without_blas()):
+            return False
+        B, T, D = x.shape
+        work = sum(2.0 * B * T * layer._gates * layer.units * (D + layer.units)
+                   for layer in (forward, backward))
+        return work >= _SPLIT_FLOPS
 
     def _merge(self, y, y_rev):
         """Keras' merge of the forward and the (time-aligned) backward outputs."""

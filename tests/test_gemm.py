@@ -232,3 +232,46 @@ def test_kernels_compiled_for_a_cpu_without_avx512(tmp_path):
     np.testing.assert_array_equal(outputs[0], outputs[1])
     index = list((tmp_path / "cache").rglob("*.nbi"))
     assert index, "no Numba cache was written"
+
+
+@pytest.mark.parametrize("bitwise", [False, True])
+def test_bidirectional_directions_side_by_side(bitwise, threads):
+    """Both directions at once on two threads: the same bits, the same states."""
+    if bitwise and not minirnn.bitwise_support():
+        pytest.skip(str(minirnn.bitwise_support()))
+    x = RNG.standard_normal((16, 60, 64)).astype(np.float32)
+    mask = RNG.random((16, 60)) < 0.9
+    results = []
+    for n in (1, 2):
+        threads(n)
+        bi = minirnn.Bidirectional(
+            minirnn.GRU(96, return_sequences=True, return_state=True, stateful=True, seed=2),
+            bitwise=bitwise)
+        assert bi._side_by_side(x) == (n == 2)
+        results.append([bi(x, mask=mask) for _ in range(2)])
+    for one, two in zip(*results):
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_keras2_hard_sigmoid_in_the_kernels():
+    """Keras 2's hard_sigmoid has a kernel code: the compiled layers agree with the
+    readable equations (which tests/test_model.py holds against tf-keras)."""
+    from minirnn import keras2
+    x = RNG.standard_normal((3, 9, 4)) * 3
+    for dtype, tolerance in (("float32", 1e-6), ("float64", 1e-12)):
+        for cls, argument in ((keras2.Keras2LSTM, "recurrent_activation"),
+                              (keras2.Keras2GRU, "recurrent_activation"),
+                              (keras2.Keras2SimpleRNN, "activation")):
+            fast = cls(5, return_sequences=True, seed=0, dtype=dtype,
+                       **{argument: "hard_sigmoid"})
+            fast(x)
+            assert fast._use_kernels()
+            slow = cls(5, return_sequences=True, dtype=dtype, engine="numpy",
+                       **{argument: "hard_sigmoid"})
+            slow.set_weights(fast.get_weights())
+            np.testing.assert_allclose(fast(x), slow(x), rtol=tolerance, atol=tolerance)
+            keras3 = type(fast).__mro__[2](5, return_sequences=True, dtype=dtype,
+                                            **{argument: "hard_sigmoid"})
+            keras3.set_weights(fast.get_weights())
+            assert np.abs(keras3(x) - fast(x)).max() > 1e-3  # Keras 3's is another formula
