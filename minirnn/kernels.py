@@ -83,6 +83,10 @@ from . import gemm as _gemm  # noqa: E402
 # at import, keeps that one-off cost out of the first call of a layer.
 cpu_target.target_context.refresh()
 
+# Weights of at most this many elements are multiplied by plain loops (a call into
+# BLAS or minirnn.gemm costs more than the arithmetic there).
+_SMALL_WEIGHTS = 256
+
 # Scratch for the hoisted input projection, in elements: 16 MiB in float32 (32 in
 # float64) whatever T is; larger chunks make the projection GEMM about 10% faster
 # at (64, 100, 256, 512) than 4 MiB ones.
@@ -362,11 +366,33 @@ def _packed_product_overload(a, panels, out):
 
 
 @njit(cache=True, error_model="numpy")
+def _small_product(a, b, out):
+    """out[:, :N] = a @ b by plain loops, for weights too small to be worth a call
+    into BLAS or the tiles (the seed layer's (1 x 3) @ (3 x 12)): each output one
+    chain of fused multiply-adds over k in order, as minirnn.gemm's tiles (and
+    oneDNN, for K up to 384) sum."""
+    R, K = a.shape
+    N = b.shape[1]
+    for i in range(R):
+        o = out[i]
+        for j in range(N):
+            o[j] = 0
+        for k in range(K):
+            a_ik = a[i, k]
+            b_k = b[k]
+            for j in range(N):
+                o[j] = _exact.fma(a_ik, b_k[j], o[j])
+
+
+@njit(cache=True, error_model="numpy")
 def _product(a, b, panels, out, exact, rows_per_product):
-    """out = a @ b: with exact, summed in oneDNN's order (minirnn.exact); else from
-    b's packed panels where the layer packed them (minirnn.gemm); else BLAS."""
+    """out = a @ b: with exact, summed in oneDNN's order (minirnn.exact); small
+    weights by plain loops; else from b's packed panels where the layer packed
+    them (minirnn.gemm); else BLAS."""
     if exact:
         _exact.matmul(a, b, out, rows_per_product)
+    elif b.size <= _SMALL_WEIGHTS:
+        _small_product(a, b, out)
     elif panels.shape[0] > 0:
         _packed_product(a, panels, out)
     else:
@@ -497,6 +523,14 @@ def activate_gate(code, values, first, size, exact):
 
 
 @njit(cache=True, error_model="numpy")
+def _copy(source, target):
+    """target[:] = source for 1-D arrays of one size: a plain loop, cheaper than
+    Numba's general slice assignment at the few units of small layers."""
+    for j in range(target.size):
+        target[j] = source[j]
+
+
+@njit(cache=True, error_model="numpy")
 def _check_operands(x, kernel, width, recurrent_kernel, recurrent_width, h, mask, use_mask,
                     outputs, output, return_sequences):
     """Raise ValueError unless the operands of a sequence kernel agree with x (B, T, D)
@@ -584,9 +618,9 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     activate_gate(act, phi_c, b * M, size, exact)
                     for j in range(M):
                         hb[j] = o[j] * phi_c[j]
-                    output[b, :] = hb
+                    _copy(hb, output[b])
                 if return_sequences:
-                    outputs[b, step, :] = output[b, :]
+                    _copy(output[b], outputs[b, step])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -666,9 +700,9 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                     activate_gate(act, hh, b * M, size, exact)
                     for j in range(M):
                         hb[j] = zg[j] * hb[j] + (one - zg[j]) * hh[j]
-                    output[b, :] = hb
+                    _copy(hb, output[b])
                 if return_sequences:
-                    outputs[b, step, :] = output[b, :]
+                    _copy(output[b], outputs[b, step])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -708,7 +742,7 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     for j in range(M):
                         zb[j] = (xwb[j] + bias[j]) + zb[j]
                     activate_gate(act, zb[:M], b * M, size, exact)
-                    h[b, :] = zb[:M]
-                    output[b, :] = zb[:M]
+                    _copy(zb, h[b])
+                    _copy(zb, output[b])
                 if return_sequences:
-                    outputs[b, step, :] = output[b, :]
+                    _copy(output[b], outputs[b, step])

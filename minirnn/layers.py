@@ -289,7 +289,7 @@ class _Recurrent(_Configurable):
         """
         if self.recurrent_dropout != 0 and self._gates > 1:
             self.__dict__["implementation"] = 1  # as Keras' LSTM and GRU cells do
-        dtype = np.dtype(self.dtype)
+        dtype = self._np_dtype = np.dtype(self.dtype)
         for name in ("kernel", "recurrent_kernel", "bias"):
             if self.__dict__[name] is not None:
                 self.__dict__[name] = _frozen(self.__dict__[name], dtype)
@@ -520,7 +520,9 @@ class _Recurrent(_Configurable):
         With ``for_kernels`` a bitwise layer also checks that Keras' products at
         this batch size are modelled, so a refusal comes before any work.
         """
-        x = _numeric_array(x, "x")
+        dtype = self._np_dtype
+        if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
+            x = _numeric_array(x, "x")
         if x.ndim != 3:
             raise ValueError(
                 f"`x` must be 3-D (batch, timesteps, features); received shape {x.shape}.")
@@ -529,11 +531,11 @@ class _Recurrent(_Configurable):
             raise ValueError(
                 f"`x` must have at least one sample, timestep and feature; received "
                 f"shape {x.shape}.")
-        if self.built and D != self.input_dim:
+        kernel = self.kernel
+        if kernel is not None and D != kernel.shape[0]:
             raise ValueError(
                 f"`x` must have {self.input_dim} features (the kernel has {self.input_dim} "
                 f"rows); received shape {x.shape}.")
-        dtype = np.dtype(self.dtype)
         x = np.ascontiguousarray(x, dtype)
         if mask is not None:
             mask = _numeric_array(mask, "mask")
@@ -641,7 +643,7 @@ class _Recurrent(_Configurable):
         if self.return_sequences:
             outputs = np.empty((B, T, self.units), dtype)
         else:
-            outputs = np.empty((1, 1, 1), dtype)
+            outputs = _NO_OUTPUTS[dtype.name]
         use_mask = mask is not None
         mask = mask if use_mask else _NO_MASK
         if self.bitwise:
@@ -796,6 +798,8 @@ def _batch_slices(batch, threads):
 
 
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
+# Placeholders for every output, which the kernels write only with return_sequences.
+_NO_OUTPUTS = {name: np.empty((1, 1, 1), dtype) for name, dtype in _DTYPES.items()}
 _NO_PANELS = np.zeros((0, 1, gemm.PANEL), np.float32)  # "not packed": BLAS or exact products
 _NO_PANELS.setflags(write=False)
 
