@@ -53,14 +53,14 @@ def padded(columns):
 
 
 def pack(w):
-    """(K, N) float32 weights as (ceil(N / PANEL), K, PANEL) panels, zero-padded, read-only."""
+    """(K, N) float32 weights as (ceil(N / PANEL), K, PANEL) panels, zero-padded (a
+    layer's private copy: the kernels never write it)."""
     w = np.asarray(w, np.float32)
     K, N = w.shape
     panels = np.zeros((padded(N) // PANEL, K, PANEL), np.float32)
     for p in range(panels.shape[0]):
         block = w[:, p * PANEL:(p + 1) * PANEL]
         panels[p, :, :block.shape[1]] = block
-    panels.setflags(write=False)
     return panels
 
 

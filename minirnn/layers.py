@@ -110,13 +110,25 @@ def _numeric_array(value, argument):
 
 
 def _frozen(array, dtype):
-    """A read-only, C-contiguous copy of ``array`` in ``dtype`` (the array itself if it
-    already is one): stored weights change by assignment only, never in place."""
-    if array.dtype == dtype and array.flags.c_contiguous and not array.flags.writeable:
-        return array
-    array = np.array(array, dtype=dtype, order="C")
-    array.setflags(write=False)
-    return array
+    """A read-only, C-contiguous copy of ``array`` in ``dtype``: stored weights change
+    by assignment only, never in place.
+
+    The copy is a read-only view of a private writable array, which the kernels
+    get (see :func:`_for_kernels`): Numba types read-only arrays apart, and
+    checks their type more slowly at every call."""
+    view = np.array(array, dtype=dtype, order="C").view()
+    view.setflags(write=False)
+    return view
+
+
+def _for_kernels(array):
+    """The writable array behind a stored read-only one, for the compiled kernels
+    (which never write their weights); the array itself where there is none."""
+    base = array.base
+    if isinstance(base, np.ndarray) and base.flags.writeable and base.shape == array.shape \
+            and base.dtype == array.dtype and base.flags.c_contiguous:
+        return base
+    return np.array(array, order="C")
 
 
 class _Configurable:
@@ -291,9 +303,9 @@ class _Recurrent(_Configurable):
             self.__dict__["implementation"] = 1  # as Keras' LSTM and GRU cells do
         dtype = self._np_dtype = np.dtype(self.dtype)
         for name in ("kernel", "recurrent_kernel", "bias"):
-            if self.__dict__[name] is not None:
+            if self.__dict__[name] is not None and self.__dict__[name].dtype != dtype:
                 self.__dict__[name] = _frozen(self.__dict__[name], dtype)
-        if self.states is not None:
+        if self.states is not None and self.states[0].dtype != dtype:
             self.__dict__["states"] = tuple(_frozen(s, dtype) for s in self.states)
         self._check_weights(changed)
         self._check_states(changed)
@@ -801,14 +813,12 @@ _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without 
 # Placeholders for every output, which the kernels write only with return_sequences.
 _NO_OUTPUTS = {name: np.empty((1, 1, 1), dtype) for name, dtype in _DTYPES.items()}
 _NO_PANELS = np.zeros((0, 1, gemm.PANEL), np.float32)  # "not packed": BLAS or exact products
-_NO_PANELS.setflags(write=False)
 
 
 def _no_bias(size, dtype):
     """The bias the kernels add for a layer without one: -0.0, for which x + b is x
-    bit for bit (+0.0 would turn a -0 sum into +0, where Keras adds nothing).
-    Read-only like the stored weights (one compiled signature for both)."""
-    return _frozen(np.full(size, -0.0, dtype), np.dtype(dtype))
+    bit for bit (+0.0 would turn a -0 sum into +0, where Keras adds nothing)."""
+    return np.full(size, -0.0, dtype)
 
 
 def _orthogonal(rng, rows, cols):
@@ -890,7 +900,9 @@ class LSTM(_Recurrent):
         return step
 
     def _prepare_kernel_weights(self):
-        self._b = self.bias if self.use_bias else _no_bias(4 * self.units, self.dtype)
+        self._w, self._u = _for_kernels(self.kernel), _for_kernels(self.recurrent_kernel)
+        self._b = _for_kernels(self.bias) if self.use_bias else \
+            _no_bias(4 * self.units, self.dtype)
         self._bias_first = self.use_bias and self.implementation == 1
         self._panels = (self._packed(self.kernel), self._packed(self.recurrent_kernel))
 
@@ -898,7 +910,7 @@ class LSTM(_Recurrent):
         h, c = states
         act, rec_act = self._codes
         kernels.lstm_sequence(
-            x, self.kernel, self.recurrent_kernel, self._b, h, c, mask, use_mask,
+            x, self._w, self._u, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
             act, rec_act, outputs, output, self._bias_first, self.bitwise, *self._panels)
 
@@ -946,17 +958,19 @@ class GRU(_Recurrent):
     def _prepare_kernel_weights(self):
         M, dtype = self.units, np.dtype(self.dtype)
         if self.reset_after:
-            self._u, self._u_h = self.recurrent_kernel, _frozen(np.zeros((1, 1)), dtype)
+            self._u, self._u_h = _for_kernels(self.recurrent_kernel), np.zeros((1, 1), dtype)
         else:
-            self._u = _frozen(self.recurrent_kernel[:, :2 * M], dtype)
-            self._u_h = _frozen(self.recurrent_kernel[:, 2 * M:], dtype)
+            self._u = np.ascontiguousarray(self.recurrent_kernel[:, :2 * M])
+            self._u_h = np.ascontiguousarray(self.recurrent_kernel[:, 2 * M:])
+        self._w = _for_kernels(self.kernel)
+        bias = _for_kernels(self.bias) if self.use_bias else None
         zeros = _no_bias(3 * M, dtype)
         if not self.use_bias:
             self._b_in, self._b_rec = zeros, zeros
         elif self.reset_after:
-            self._b_in, self._b_rec = self.bias[0], self.bias[1]
+            self._b_in, self._b_rec = bias[0], bias[1]
         else:
-            self._b_in, self._b_rec = self.bias, zeros
+            self._b_in, self._b_rec = bias, zeros
         self._panels = (self._packed(self.kernel), self._packed(self._u),
                         self._packed(self._u_h) if not self.reset_after else _NO_PANELS)
 
@@ -972,7 +986,7 @@ class GRU(_Recurrent):
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         act, rec_act = self._codes
         kernels.gru_sequence(
-            x, self.kernel, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
+            x, self._w, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
             self.return_sequences, act, rec_act, outputs, output, self.bitwise, *self._panels)
 
@@ -1014,12 +1028,13 @@ class SimpleRNN(_Recurrent):
         return step
 
     def _prepare_kernel_weights(self):
-        self._b = self.bias if self.use_bias else _no_bias(self.units, self.dtype)
+        self._w, self._u = _for_kernels(self.kernel), _for_kernels(self.recurrent_kernel)
+        self._b = _for_kernels(self.bias) if self.use_bias else _no_bias(self.units, self.dtype)
         self._panels = (self._packed(self.kernel), self._packed(self.recurrent_kernel))
 
     def _kernel_run(self, x, states, mask, use_mask, outputs, output):
         kernels.simple_rnn_sequence(
-            x, self.kernel, self.recurrent_kernel, self._b, states[0], mask, use_mask,
+            x, self._w, self._u, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
             self._codes[0], outputs, output, self.bitwise, *self._panels)
 

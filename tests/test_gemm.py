@@ -57,7 +57,7 @@ def test_matmul_sums_each_row_in_k_order():
 def test_pack_layout():
     w = np.arange(3 * 70, dtype=np.float32).reshape(3, 70)
     panels = gemm.pack(w)
-    assert panels.shape == (3, 3, gemm.PANEL) and not panels.flags.writeable
+    assert panels.shape == (3, 3, gemm.PANEL)
     np.testing.assert_array_equal(panels[1, 2, :], w[2, 32:64])
     np.testing.assert_array_equal(panels[2, 0, :6], w[0, 64:70])
     assert np.all(panels[2, :, 6:] == 0)
