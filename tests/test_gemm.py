@@ -227,18 +227,17 @@ def test_kernels_compiled_for_a_cpu_without_avx512(tmp_path):
         layer = minirnn.LSTM(20, return_sequences=True, seed=0)
         np.save(__import__("sys").argv[1], layer(x))
     """)
-    outputs = []
-    for name, env in (("host", {}), ("haswell", {"NUMBA_CPU_NAME": "haswell",
-                                                 "NUMBA_CPU_FEATURES": ""})):
-        path = tmp_path / f"{name}.npy"
-        result = subprocess.run(
-            [sys.executable, "-c", script, str(path)], capture_output=True, text=True,
-            timeout=600, cwd=ROOT, env={**os.environ, **env,
-                                        "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
-        assert result.returncode == 0, result.stderr[-2000:]
-        outputs.append(np.load(path))
+    path = tmp_path / "haswell.npy"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True,
+        timeout=600, cwd=ROOT, env={**os.environ, "NUMBA_CPU_NAME": "haswell",
+                                    "NUMBA_CPU_FEATURES": "",
+                                    "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    x = np.random.default_rng(0).standard_normal((3, 7, 5)).astype(np.float32)
+    here = minirnn.LSTM(20, return_sequences=True, seed=0)(x)
     # Same chains of fused multiply-adds in the same order: the same bits.
-    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(np.load(path), here)
     index = list((tmp_path / "cache").rglob("*.nbi"))
     assert index, "no Numba cache was written"
 

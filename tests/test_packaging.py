@@ -65,12 +65,14 @@ def test_reference_is_installed_under_minirnn_only(installed):
 def test_installed_command_finds_the_keras_side(installed):
     base, target = installed
     keras = importlib.util.find_spec("tensorflow") and importlib.util.find_spec("keras")
-    argv = [["demo"], ["verify", "--cases", "2", "--seed", "1"]] if keras else [["demo"]]
+    # verify needs the Keras side (reference.cases, keras_layers); the checkout's tests
+    # run every command, this one proves the installed copy finds that side.
+    argv = [["verify", "--cases", "2", "--seed", "1", "--dtype", "float32"]] if keras \
+        else [["demo", "--no-keras"]]
     done = python("from minirnn.cli import main, keras_support; "
                   "print(keras_support.reference('cases').__name__); "
                   + "".join(f"assert main({a!r}) == 0; " for a in argv), target, base)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.startswith("minirnn.reference.cases\n")
     if keras:
-        assert "agrees with Keras" in done.stdout
         assert "Result: 2 pass" in done.stdout
