@@ -537,12 +537,16 @@ class BatchNormalization(Block):
     keras_class = "BatchNormalization"
 
     def configure(self, config):
+        self._configure_normalisation(config)
+        if config.get("renorm"):
+            raise ValueError(f"{self.where}: batch renormalization is not reproduced.")
+
+    def _configure_normalisation(self, config):
+        """axis, epsilon, center and scale: the settings both normalisations share."""
         self.axes = _axes(config, self.where, -1)
         self.epsilon = _number(config, "epsilon", self.where, 1e-3)
         self.center = _flag(config, "center", self.where, True)
         self.scale = _flag(config, "scale", self.where, True)
-        if config.get("renorm"):
-            raise ValueError(f"{self.where}: batch renormalization is not reproduced.")
 
     def _shape(self, input_shape):
         axes = _normalised_axes(self.axes, len(input_shape), self.where)
@@ -583,10 +587,7 @@ class LayerNormalization(BatchNormalization):
     keras_class = "LayerNormalization"
 
     def configure(self, config):
-        self.axes = _axes(config, self.where, -1)
-        self.epsilon = _number(config, "epsilon", self.where, 1e-3)
-        self.center = _flag(config, "center", self.where, True)
-        self.scale = _flag(config, "scale", self.where, True)
+        self._configure_normalisation(config)
         self.rms_scaling = _flag(config, "rms_scaling", self.where, False)
         if self.rms_scaling:
             self.center = False

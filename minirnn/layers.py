@@ -672,8 +672,11 @@ class _Recurrent(_Configurable):
         if B < 2 or self._panels[0] is _NO_PANELS or get_num_threads() < 2 or \
                 getattr(_local, "in_part", False):
             return False
-        D, width = self.kernel.shape
-        return 2.0 * B * T * width * (D + self.units) >= _SPLIT_FLOPS
+        return self._flops(B, T, self.kernel.shape[0]) >= _SPLIT_FLOPS
+
+    def _flops(self, B, T, D):
+        """Floating-point operations of the products of a call on (B, T, D) inputs."""
+        return 2.0 * B * T * self._gates * self.units * (D + self.units)
 
     def _run_slices(self, x, states, mask, use_mask, outputs, output):
         """The kernels on slices of the batch: the calling thread runs the first,
@@ -1306,9 +1309,7 @@ class Bidirectional(_Configurable):
                 not (forward._without_blas() and backward._without_blas()):
             return False
         B, T, D = x.shape
-        work = sum(2.0 * B * T * layer._gates * layer.units * (D + layer.units)
-                   for layer in (forward, backward))
-        return work >= _SPLIT_FLOPS
+        return forward._flops(B, T, D) + backward._flops(B, T, D) >= _SPLIT_FLOPS
 
     def _merge(self, y, y_rev):
         """Keras' merge of the forward and the (time-aligned) backward outputs."""

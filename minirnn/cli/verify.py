@@ -124,6 +124,18 @@ def _rerun_snippet(case):
             f"print(run_case({case!r}))\"")
 
 
+def keras_and_cases():
+    """(keras, reference.cases) for the random comparisons, or (None, None) after
+    saying how to install Keras."""
+    try:
+        keras, _ = keras_support.import_keras()
+        return keras, keras_support.reference("cases")
+    except (KerasUnavailable, ImportError) as error:
+        print(f"minirnn verify compares minirnn with Keras, which is not available "
+              f"({error}).\n  To install it: {KERAS_HINT}")
+        return None, None
+
+
 def run_verify_cases(cases_module, count, seed, dtype, progress=None):
     """Draw ``count`` cases from ``seed`` and run each; a list of result records."""
     rng = np.random.default_rng(seed)
@@ -191,12 +203,8 @@ def run(args):
             return UNAVAILABLE
         from . import verify_bitwise
         return verify_bitwise.run(args)
-    try:
-        keras, _ = keras_support.import_keras()
-        cases_module = keras_support.reference("cases")
-    except (KerasUnavailable, ImportError) as error:
-        print(f"minirnn verify compares minirnn with Keras, which is not available "
-              f"({error}).\n  To install it: {KERAS_HINT}")
+    keras, cases_module = keras_and_cases()
+    if keras is None:
         return UNAVAILABLE
     print(f"minirnn verify: {args.cases} random configurations (--seed {args.seed}, "
           f"dtype {args.dtype}), each run in minirnn and Keras {keras.__version__}")

@@ -4,12 +4,10 @@ per case, whether minirnn's bits equal Keras' and how many elements differ."""
 import numpy as np
 
 from .. import __version__
-from . import keras_support
-from .common import FAIL, FAILED, KERAS_HINT, OK, UNAVAILABLE
-from .keras_support import KerasUnavailable
+from .common import FAIL, FAILED, OK, UNAVAILABLE
 from .progress import ProgressBar
 from .tables import format_table, sci, write_json
-from .verify import case_description, layer_label
+from .verify import case_description, keras_and_cases, layer_label
 
 __all__ = ["run", "run_verify_bitwise_cases"]
 
@@ -65,12 +63,8 @@ def run(args):
     if not support:
         print("minirnn verify --bitwise needs a platform the bitwise mode models.")
         return UNAVAILABLE
-    try:
-        keras, _ = keras_support.import_keras()
-        cases_module = keras_support.reference("cases")
-    except (KerasUnavailable, ImportError) as error:
-        print(f"minirnn verify compares minirnn with Keras, which is not available "
-              f"({error}).\n  To install it: {KERAS_HINT}")
+    keras, cases_module = keras_and_cases()
+    if keras is None:
         return UNAVAILABLE
     print(f"\nminirnn verify --bitwise: {args.cases} random float32 configurations (--seed "
           f"{args.seed}), each run in minirnn (bitwise=True) and Keras {keras.__version__}; "
