@@ -9,10 +9,11 @@ here they are packed once, when the layer's weights are assigned, into panels of
     panels[p, k, :] = W[k, p*PANEL : (p+1)*PANEL]      (zero past the last column)
 
 so that one k step of a panel is one contiguous run of 32 floats. The product is
-then tiled: a tile of R rows (R = 8, 4, 2 or 1) times one panel keeps its R x 32
-sums in vector registers for the whole sum over k, and does per k one load of the
-panel row (two 16-float vectors), R broadcasts of a[i, k] and 2R fused multiply-
-adds::
+then tiled: a tile of R rows (R = 8 or 4) times one panel keeps its R x 32 sums in
+vector registers for the whole sum over k, and does per k one load of the panel
+row (two 16-float vectors), R broadcasts of a[i, k] and 2R fused multiply-adds
+(the last 1-3 rows of a product take 2 or 4 panels per tile instead, so that a
+tile always has 8 sums in flight)::
 
     for k in range(K):                       # acc[r] starts at zero
         for r in range(R):
@@ -64,9 +65,12 @@ def pack(w):
     return panels
 
 
-def _tile(rows):
-    """The intrinsic ``tile(a, i0, panels, p, out)``: out[i0:i0+rows, p-th panel's
-    columns] = a[i0:i0+rows] @ panel p, with the sums in vector registers."""
+def _tile(rows, width=1):
+    """The intrinsic ``tile(a, i0, panels, p, out)``: out[i0:i0+rows, the columns of
+    panels p .. p+width-1] = a[i0:i0+rows] @ those panels, with the sums in vector
+    registers. Few rows need several panels at once: each sum is a chain of fused
+    multiply-adds that waits for the last one (about 4 cycles), so a tile keeps at
+    least 8 independent sums in flight."""
 
     @intrinsic
     def tile(typingctx, a, i0, panels, p, out):
@@ -93,19 +97,22 @@ def _tile(rows):
                 return builder.inttoptr(builder.add(builder.ptrtoint(base, i64), offset_bytes),
                                         kind.as_pointer())
 
-            panel_start = builder.mul(p_v, builder.mul(K, const(PANEL * 4)))
+            panel_bytes = builder.mul(K, const(PANEL * 4))
+            panel_start = builder.mul(p_v, panel_bytes)
             a_rows = [builder.mul(builder.add(i0_v, const(r)), a_row_bytes) for r in range(rows)]
             zero = ir.Constant(vector, [0.0] * LANES)
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+            parts = 2 * width  # 16-float vectors across the tile's columns
+            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(parts)]
                    for _ in range(rows)]
             splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
             with cgutils.for_range(builder, K) as loop:
                 k = loop.index
                 b_row = builder.add(panel_start, builder.mul(k, const(PANEL * 4)))
                 b = []
-                for half in range(2):
-                    load = builder.load(address(P.data, builder.add(b_row, const(half * 64)),
-                                                vector))
+                for part in range(parts):
+                    offset = builder.add(builder.mul(panel_bytes, const(part // 2)),
+                                         const(part % 2 * 64))
+                    load = builder.load(address(P.data, builder.add(b_row, offset), vector))
                     load.align = 4
                     b.append(load)
                 for r in range(rows):
@@ -115,17 +122,17 @@ def _tile(rows):
                         builder.insert_element(ir.Constant(vector, ir.Undefined), a_rk,
                                                ir.Constant(ir.IntType(32), 0)),
                         ir.Constant(vector, ir.Undefined), splat_mask)
-                    for half in range(2):
-                        builder.store(builder.call(fma, [a_splat, b[half],
-                                                         builder.load(acc[r][half])]),
-                                      acc[r][half])
+                    for part in range(parts):
+                        builder.store(builder.call(fma, [a_splat, b[part],
+                                                         builder.load(acc[r][part])]),
+                                      acc[r][part])
             column_bytes = builder.mul(p_v, const(PANEL * 4))
             for r in range(rows):
                 row = builder.add(builder.mul(builder.add(i0_v, const(r)), out_row_bytes),
                                   column_bytes)
-                for half in range(2):
-                    store = builder.store(builder.load(acc[r][half]),
-                                          address(O.data, builder.add(row, const(half * 64)),
+                for part in range(parts):
+                    store = builder.store(builder.load(acc[r][part]),
+                                          address(O.data, builder.add(row, const(part * 64)),
                                                   vector))
                     store.align = 4
             return context.get_dummy_value()
@@ -136,6 +143,29 @@ def _tile(rows):
 
 
 _tile8, _tile4, _tile2, _tile1 = (_tile(rows) for rows in _TILE_ROWS)
+_tile2x2, _tile1x4 = _tile(2, 2), _tile(1, 4)  # the last rows: more panels per tile
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _last_rows(a, panels, out, i, r1):
+    """Rows i .. r1-1 (at most 3) of the product, several panels per tile."""
+    n_panels = panels.shape[0]
+    if i + 2 <= r1:
+        p = 0
+        while p + 2 <= n_panels:
+            _tile2x2(a, i, panels, p, out)
+            p += 2
+        if p < n_panels:
+            _tile2(a, i, panels, p, out)
+        i += 2
+    if i < r1:
+        p = 0
+        while p + 4 <= n_panels:
+            _tile1x4(a, i, panels, p, out)
+            p += 4
+        while p < n_panels:
+            _tile1(a, i, panels, p, out)
+            p += 1
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -158,16 +188,13 @@ def matmul(a, panels, out):
     # block stays in the first-level cache while every panel passes over it.
     for r0 in range(0, R, _ROW_BLOCK):
         r1 = min(R, r0 + _ROW_BLOCK)
+        fours = r0 + (r1 - r0) // 4 * 4
         for p in range(n_panels):
             i = r0
-            while i + 8 <= r1:
+            while i + 8 <= fours:
                 _tile8(a, i, panels, p, out)
                 i += 8
-            if i + 4 <= r1:
+            if i < fours:
                 _tile4(a, i, panels, p, out)
-                i += 4
-            if i + 2 <= r1:
-                _tile2(a, i, panels, p, out)
-                i += 2
-            if i < r1:
-                _tile1(a, i, panels, p, out)
+        if fours < r1:
+            _last_rows(a, panels, out, fours, r1)

@@ -183,3 +183,43 @@ def test_equations_run_previous_output_starts_at_zero():
                                        mask=np.array([[False, True, False]]))
     np.testing.assert_array_equal(outputs[0, :, 0], [0, 6, 6])
     np.testing.assert_array_equal(states[0], [[6]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M", [1, 3, 16, 37])
+def test_fused_rows_match_gate_by_gate(dtype, M):
+    """The one-pass rows used for Keras' default activations (_lstm_row, _gru_row)
+    give the same bits as the gate-by-gate pass used for every other activation."""
+    rng = np.random.default_rng(M)
+    tanh, sigmoid = kernels.TANH, kernels.SIGMOID
+
+    def act(code, v):
+        v = v.copy()
+        kernels.activate_block(code, v)
+        return v
+    z, xw, bias = (rng.normal(scale=3, size=4 * M).astype(dtype) for _ in range(3))
+    c0 = rng.normal(size=M).astype(dtype)
+    for bias_first in (False, True):
+        pre = (xw + bias) + z if bias_first else (xw + z) + bias
+        i, f, g, o = (act(code, pre[k * M:(k + 1) * M])
+                      for k, code in enumerate((sigmoid, sigmoid, tanh, sigmoid)))
+        c_expected = f * c0 + i * g
+        h_expected = o * act(tanh, c_expected)
+        c, h, out = c0.copy(), np.empty(M, dtype), np.empty(M, dtype)
+        kernels._lstm_row(z, xw, bias, c, h, out, bias_first)
+        np.testing.assert_array_equal(c, c_expected)
+        np.testing.assert_array_equal(h, h_expected)
+        np.testing.assert_array_equal(out, h_expected)
+
+    u, xw, input_bias, recurrent_bias = (rng.normal(scale=3, size=3 * M).astype(dtype)
+                                         for _ in range(4))
+    h0 = rng.normal(size=M).astype(dtype)
+    uu = u + recurrent_bias
+    pre = (xw + input_bias)[:2 * M] + uu[:2 * M]
+    zg, r = act(sigmoid, pre[:M]), act(sigmoid, pre[M:])
+    hh = act(tanh, (xw[2 * M:] + input_bias[2 * M:]) + r * uu[2 * M:])
+    expected = zg * h0 + (np.array(1, dtype) - zg) * hh
+    h, out = h0.copy(), np.empty(M, dtype)
+    kernels._gru_row(u, xw, input_bias, recurrent_bias, h, out)
+    np.testing.assert_array_equal(h, expected)
+    np.testing.assert_array_equal(out, expected)
