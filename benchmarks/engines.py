@@ -19,7 +19,11 @@ Python for every engine and cell (TensorFlow, torch, OpenBLAS and Numba each kee
 their own thread pools, and on a small machine they fight).
 """
 
+import contextlib
+import importlib
+import importlib.util
 import os
+import sys
 
 import numpy as np
 
@@ -177,13 +181,61 @@ def keras_function_stream(cell, weights, x, dtype, jit_modes=(False, True)):
     return variants
 
 
-def keras_cudnn_engine(cell, weights, x, return_sequences, dtype, device="/GPU:0"):
-    """Keras with cuDNN on a GPU: the layer in a tf.function placed on ``device``.
+# ---- Keras with cuDNN: the TensorFlow or the torch backend --------------------------
+
+def keras_cudnn_backend():
+    """The Keras backend keras-cudnn uses in this process: "tensorflow" or "torch".
+
+    Keras already imported: its backend. Otherwise KERAS_BACKEND when set; else
+    TensorFlow when it is installed, torch when only torch is (Keras' own default,
+    TensorFlow, would fail to import there). Other backends are refused by the
+    probe and the engine. The choice is written to KERAS_BACKEND before Keras is
+    imported (:func:`_select_keras_backend`), so a ~/.keras/keras.json naming
+    another backend cannot change it.
+    """
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend"):
+        return keras.backend.backend()
+    chosen = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    if chosen:
+        return chosen
+    if importlib.util.find_spec("tensorflow") is not None:
+        return "tensorflow"
+    if importlib.util.find_spec("torch") is not None:
+        return "torch"
+    return "tensorflow"
+
+
+def _select_keras_backend():
+    """Fix this process' Keras backend (before Keras is imported); returns it."""
+    backend = keras_cudnn_backend()
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
+    if backend not in ("tensorflow", "torch"):
+        raise Unsupported(f"keras-cudnn runs on Keras' tensorflow or torch backend; "
+                          f"KERAS_BACKEND={backend!r}")
+    return backend
+
+
+def keras_cudnn_engine(cell, weights, x, return_sequences, dtype, device=None):
+    """Keras with cuDNN on a GPU, on the TensorFlow or the torch backend.
+
+    The backend is :func:`keras_cudnn_backend`'s. ``device`` defaults to "/GPU:0"
+    (TensorFlow) or "cuda" (torch); a CPU device ("/CPU:0", "cpu") runs the same
+    code with use_cudnn="auto" and no cuDNN, which is how the tests exercise it.
+    """
+    if _select_keras_backend() == "torch":
+        return _keras_torch_cudnn(cell, weights, x, return_sequences, dtype,
+                                  device or "cuda")
+    return _keras_tf_cudnn(cell, weights, x, return_sequences, dtype, device or "/GPU:0")
+
+
+def _keras_tf_cudnn(cell, weights, x, return_sequences, dtype, device):
+    """TensorFlow backend: the layer in a tf.function placed on ``device``.
 
     On a GPU, use_cudnn=True makes Keras raise rather than silently fall back to
     its generic loop; TF32 is off so float32 products are float32. Each call ends
-    with a device synchronisation. With device="/CPU:0" the same code runs on the
-    CPU (use_cudnn="auto"), which is how the tests exercise it without a GPU.
+    with a device synchronisation.
     """
     import tensorflow as tf
     tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -200,11 +252,157 @@ def keras_cudnn_engine(cell, weights, x, return_sequences, dtype, device="/GPU:0
             out = function(tensor)
         tf.test.experimental.sync_devices()
         return out
-    return [Variant("tf.function", run, lambda out: out.numpy(),
-                    {"device": device, "tf32": False, "use_cudnn": on_gpu or "auto"})]
+    import keras
+    info = {"backend": "tensorflow", "keras": keras.__version__, "tensorflow": tf.__version__,
+            "device": device, "tf32": False, "use_cudnn": on_gpu or "auto"}
+    if on_gpu:
+        try:
+            details = tf.config.experimental.get_device_details(
+                tf.config.list_physical_devices("GPU")[0])
+            build = tf.sysconfig.get_build_info()
+            capability = details.get("compute_capability")
+            info.update(device_name=details.get("device_name"),
+                        compute_capability=".".join(map(str, capability)) if capability
+                        else None,
+                        cuda_version=build.get("cuda_version"),
+                        cudnn_version=build.get("cudnn_version"))
+        except Exception as error:  # noqa: BLE001 - only the report's details are lost
+            info["device_details_error"] = f"{type(error).__name__}: {error}"
+    return [Variant("tf.function", run, lambda out: out.numpy(), info)]
+
+
+# The functions of keras/src/backend/torch/rnn.py that run a layer: cuDNN (through
+# torch._VF.lstm / gru) or Keras' own loop, which Keras falls back to silently when
+# the cuDNN call raises (use_cudnn=True does not stop that on this backend).
+_TORCH_RNN_PATHS = {"LSTM": ("_cudnn_lstm", "_fallback_lstm"),
+                    "GRU": ("_cudnn_gru", "_fallback_gru")}
+
+
+def _traced_rnn_call(rnn_module, cell, call):
+    """call() once, noting which of Keras' torch RNN functions ran (and what raised)."""
+    seen = {"cudnn": 0, "fallback": 0, "cudnn_error": None}
+    names = _TORCH_RNN_PATHS[cell]
+    missing = [name for name in names if not hasattr(rnn_module, name)]
+    if missing:
+        raise RuntimeError(f"{getattr(rnn_module, '__name__', rnn_module)} has no "
+                           f"{', '.join(missing)}: this Keras' torch RNN code is not the "
+                           "one keras-cudnn knows, so its cuDNN path cannot be confirmed")
+    originals = {name: getattr(rnn_module, name) for name in names}
+
+    def traced(name, key):
+        original = originals[name]
+
+        def wrapper(*args, **kwargs):
+            try:
+                result = original(*args, **kwargs)
+            except Exception as error:  # Keras catches it and falls back
+                if key == "cudnn":
+                    seen["cudnn_error"] = f"{type(error).__name__}: {error}"
+                raise
+            seen[key] += 1
+            return result
+        return wrapper
+    try:
+        setattr(rnn_module, names[0], traced(names[0], "cudnn"))
+        setattr(rnn_module, names[1], traced(names[1], "fallback"))
+        result = call()
+    finally:
+        for name, original in originals.items():
+            setattr(rnn_module, name, original)
+    return result, seen
+
+
+def _keras_torch_cudnn(cell, weights, x, return_sequences, dtype, device):
+    """Keras 3's torch backend: the layer called eagerly on a torch tensor on ``device``.
+
+    On "cuda" the layer has use_cudnn=True and Keras' torch backend runs cuDNN
+    through torch._VF.lstm / gru (keras/src/backend/torch/rnn.py). That backend
+    falls back to its own loop without a word when the cuDNN call fails, so one
+    call made here, before the check and the timing, is traced: on CUDA it must
+    have run ``_cudnn_lstm`` / ``_cudnn_gru`` and not the fallback, else the engine
+    raises (the report lists the error). TF32 is off; each call runs under
+    torch.no_grad() and ends with torch.cuda.synchronize(). The call is Keras'
+    eager __call__ (no graph: under torch.compile Keras skips cuDNN), so its
+    Python overhead is part of the figure.
+    """
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    import keras
+    # The modules, not the names: keras.src.backend.torch re-exports a function "rnn".
+    torch_core = importlib.import_module("keras.src.backend.torch.core")
+    torch_rnn = importlib.import_module("keras.src.backend.torch.rnn")
+    if keras.backend.backend() != "torch":
+        raise RuntimeError(f"Keras runs on {keras.backend.backend()!r}, not torch")
+    device = str(device).lower().lstrip("/").replace("gpu", "cuda")
+    target = torch.device(device)
+    on_cuda = target.type == "cuda"
+    weights, x = _cast(weights, x, dtype)
+    # Keras places variables and the zero initial states on its current device; a
+    # scope is needed only where that is not ``device`` (the CPU variant on a GPU box).
+    scoped = torch.device(torch_core.get_device()).type != target.type
+    with keras.device(device) if scoped else contextlib.nullcontext():
+        layer = _keras_layer(cell, weights, return_sequences, dtype,
+                             use_cudnn=True if on_cuda else "auto")
+    tensor = torch.from_numpy(x).to(target)
+
+    def run():
+        with torch.no_grad(), (keras.device(device) if scoped else contextlib.nullcontext()):
+            out = layer(tensor, training=False)
+        if on_cuda:
+            torch.cuda.synchronize()
+        return out
+    _, seen = _traced_rnn_call(torch_rnn, cell, run)
+    path = ("cuDNN" if seen["cudnn"] and not seen["fallback"] else
+            "Keras' torch loop" if seen["fallback"] and not seen["cudnn"] else
+            f"unclear ({seen})")
+    if on_cuda and path != "cuDNN":
+        raise RuntimeError(
+            f"Keras' torch backend did not run cuDNN on {device}: ran {path}"
+            + (f"; its cuDNN call raised {seen['cudnn_error']}" if seen["cudnn_error"] else "")
+            + f" (keras.src.backend.torch.rnn.cudnn_ok: "
+              f"torch.cuda.is_available()={torch.cuda.is_available()}, "
+              f"torch.backends.cudnn.is_available()={torch.backends.cudnn.is_available()})")
+    info = {"backend": "torch", "keras": keras.__version__, "torch": torch.__version__,
+            "device": str(target), "tf32": False, "use_cudnn": True if on_cuda else "auto",
+            "rnn_path": path, "tensorflow_imported": sys.modules.get("tensorflow") is not None}
+    if on_cuda:
+        info.update(_cuda_info(torch, target),
+                    cudnn_acceptable=bool(torch.backends.cudnn.is_acceptable(tensor)))
+    return [Variant("layer(x), eager", run, lambda out: out.detach().cpu().numpy(), info)]
+
+
+def _cuda_info(torch, device):
+    """The GPU and the CUDA/cuDNN builds a torch engine ran on (for the report)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    properties = torch.cuda.get_device_properties(index)
+    return {"device_name": torch.cuda.get_device_name(index),
+            "compute_capability": f"{properties.major}.{properties.minor}",
+            "memory_gib": round(properties.total_memory / 2**30, 1),
+            "cuda_version": torch.version.cuda,
+            "cudnn_version": torch.backends.cudnn.version()}
 
 
 def _keras_cudnn_probe():
+    """keras-cudnn can run: Keras and its backend installed, a CUDA GPU visible to it."""
+    try:
+        backend = _select_keras_backend()
+    except Unsupported as error:
+        return str(error)
+    if backend == "torch":
+        problem = _needs("keras", "torch")()
+        if problem:
+            return problem + " (Keras' torch backend)"
+        import torch
+        if not torch.cuda.is_available():
+            return (f"no CUDA GPU visible to torch {torch.__version__} (Keras' torch backend; "
+                    f"torch.cuda.is_available() is False; built for CUDA {torch.version.cuda})")
+        if not torch.backends.cudnn.is_available():
+            return f"torch {torch.__version__} sees a GPU but cuDNN is not available"
+        import keras  # a broken install (a missing dependency) is a reason to skip
+        if keras.backend.backend() != "torch":
+            return f"Keras imported the {keras.backend.backend()!r} backend, not torch"
+        return None
     problem = _needs("tensorflow", "keras")()
     if problem:
         return problem
@@ -289,8 +487,11 @@ def torch_engine(cell, weights, x, return_sequences, dtype, device="cpu"):
         if on_cuda:
             torch.cuda.synchronize()
         return out
-    info = {"device": str(device), "tf32": False,
+    info = {"device": str(device), "tf32": False, "torch": torch.__version__,
             "cudnn_version": torch.backends.cudnn.version() if on_cuda else None}
+    if on_cuda:
+        info.update(_cuda_info(torch, tensor.device),
+                    cudnn_acceptable=bool(torch.backends.cudnn.is_acceptable(tensor)))
     return [Variant(f"nn.{cell}", run, lambda out: out.detach().cpu().numpy(), info)]
 
 
@@ -316,9 +517,12 @@ def torch_stream(cell, weights, x, dtype, device="cpu"):
         if on_cuda:
             torch.cuda.synchronize()
         return out, states
+    info = {"device": str(device), "tf32": False, "torch": torch.__version__}
+    if on_cuda:
+        info.update(_cuda_info(torch, tensor.device),
+                    cudnn_acceptable=bool(torch.backends.cudnn.is_acceptable(tensor)))
     return [stream_variant(f"nn.{cell}, states carried, T=1", steps, start, step,
-                           lambda out: out[:, 0].detach().cpu().numpy(),
-                           {"device": str(device), "tf32": False})]
+                           lambda out: out[:, 0].detach().cpu().numpy(), info)]
 
 
 def torch_cudnn_stream(cell, weights, x, dtype, device="cuda"):
@@ -466,7 +670,8 @@ ENGINES = {engine.name: engine for engine in [
            gemm_floor_engine, _needs("numpy"), checked=False,
            process_options=({"blas": "numpy"}, {"blas": "numba"}, {"blas": "torch"}),
            stream=gemm_floor_stream),
-    Engine("keras-cudnn", "Keras 3 with cuDNN on a CUDA GPU (TF32 off)", keras_cudnn_engine,
+    Engine("keras-cudnn", "Keras 3 with cuDNN on a CUDA GPU, TensorFlow or torch backend "
+           "(TF32 off)", keras_cudnn_engine,
            _keras_cudnn_probe, gpu=True, no_stream="no streaming mode written for it"),
     Engine("torch-cudnn", "torch with cuDNN on a CUDA GPU (TF32 off)", torch_cudnn_engine,
            _torch_cuda_probe, gpu=True, stream=torch_cudnn_stream),
@@ -475,7 +680,9 @@ ENGINES = {engine.name: engine for engine in [
 CPU_ENGINES = tuple(name for name, engine in ENGINES.items() if not engine.gpu)
 # The engines that get float64 rows in the default grid.
 # ONNX Runtime and OpenVINO have no float64 kernels: their rows say so (skipped).
+# cuDNN's RNN kernels have float64 (torch.backends.cudnn.is_acceptable takes float64, as
+# does TensorFlow's CudnnRNN): the GPU engines get float64 rows too.
 FLOAT64_ENGINES = ("minirnn", "keras-predict", "keras-function", "torch", "onnxruntime",
-                   "openvino", "gemm-floor")
+                   "openvino", "gemm-floor", "keras-cudnn", "torch-cudnn")
 # Engines that are minirnn itself or not a layer at all: never "the best peer".
 NOT_PEERS = ("minirnn", "minirnn-numpy", "minirnn-bitwise", "gemm-floor")

@@ -163,6 +163,7 @@ def header_lines(results, title):
         f"- Machine: {machine['cpu_model']}, {machine['cores']} cores "
         f"(`{machine['machine_name']}`){_cpu_id_text(machine.get('cpu_id'))}, "
         f"flags {', '.join(machine['cpu_flags']) or 'n/a'}",
+        *_gpu_lines(machine),
         "- Threads: " + _threads_setting(results),
         f"- Software: {_versions_line(machine)}",
         f"- Commit: {git.get('commit') or 'unknown'}"
@@ -171,6 +172,62 @@ def header_lines(results, title):
         "- Thread environment: " + (", ".join(f"{k}={v}" for k, v in env.items())
                                     or "none set (each library's default)"),
     ]
+    return lines
+
+
+def _gpu_lines(machine):
+    """The GPUs nvidia-smi listed (none: no line)."""
+    lines = []
+    for gpu in machine.get("gpus") or []:
+        memory = gpu.get("memory_mib")
+        parts = [gpu.get("name") or "?"]
+        if isinstance(memory, int):
+            parts.append(f"{memory / 1024:.0f} GiB")
+        if gpu.get("compute_capability"):
+            parts.append(f"compute capability {gpu['compute_capability']}")
+        if gpu.get("driver"):
+            parts.append(f"driver {gpu['driver']}")
+        lines.append("- GPU: " + ", ".join(parts))
+    return lines
+
+
+def gpu_engine_lines(results):
+    """One line per GPU engine (and mode): the device, CUDA, cuDNN and code path it ran."""
+    lines = []
+    for run in results.get("runs", []):
+        engine = engines.ENGINES.get(run["engine"])
+        if engine is None or not engine.gpu:
+            continue
+        info = {}
+        for record in run.get("cases", []):
+            info = record.get("info") or info
+        if not info:
+            continue
+        parts = []
+        if info.get("backend"):
+            parts.append(" ".join(filter(None, ("Keras", info.get("keras"), "on the",
+                                                info["backend"], "backend"))))
+        if info.get("torch"):
+            parts.append(f"torch {info['torch']}")
+        if info.get("tensorflow"):
+            parts.append(f"TensorFlow {info['tensorflow']}")
+        if info.get("device_name"):
+            capability = info.get("compute_capability")
+            parts.append(f"{info['device_name']}"
+                         + (f" (compute capability {capability})" if capability else ""))
+        if info.get("cuda_version"):
+            parts.append(f"CUDA {info['cuda_version']}")
+        if info.get("cudnn_version"):
+            parts.append(f"cuDNN {info['cudnn_version']}")
+        if info.get("rnn_path"):
+            parts.append(f"ran {info['rnn_path']}")
+        if "cudnn_acceptable" in info:
+            parts.append(f"torch.backends.cudnn.is_acceptable(input) {info['cudnn_acceptable']}")
+        parts.append(f"TF32 {'on' if info.get('tf32') else 'off'}")
+        text = "; ".join(parts)
+        label = run["engine"] + (" streaming" if run.get("mode") == "streaming" else "")
+        line = f"- {label} ({run['cell']}, {run['dtype']}): {text}"
+        lines.append(line)
     return lines
 
 
@@ -220,6 +277,9 @@ def speed_markdown(results, title):
         "",
         *_threads_lines(results),
     ]
+    gpu_lines = gpu_engine_lines(results)
+    if gpu_lines:
+        lines += ["", "GPU engines, as their processes reported them:", "", *gpu_lines]
     for (cell, dtype, mode), table in tables(results).items():
         names = table["engines"]
         lines += ["", _table_heading(cell, dtype, mode, results), "",
@@ -365,8 +425,9 @@ def speed_plot(results, path):
         axis.set_xlabel("size BxTxDxM, in order of GEMM work")
         per = "step" if mode == "streaming" else "call"
         axis.set_ylabel(f"microseconds per {per} (median, log scale)")
+        gpus = ", ".join(gpu.get("name", "?") for gpu in results["machine"].get("gpus") or [])
         axis.set_title(f"{cell} {dtype}{', streaming' if mode == 'streaming' else ''}, "
-                       f"{results['machine']['machine_name']}")
+                       f"{results['machine']['machine_name']}" + (f", {gpus}" if gpus else ""))
         axis.grid(True, which="major", alpha=0.3)
         axis.legend(fontsize=8)
     for axis in list(axes.flat)[count:]:

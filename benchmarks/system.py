@@ -16,8 +16,9 @@ import sys
 import time
 from importlib import metadata
 
-# Environment variables that change how many threads a library uses, or which
-# kernels it picks. Recorded as found; the harness never sets or unsets them.
+# Environment variables that change how many threads a library uses, which kernels
+# it picks, or which Keras backend and device run. Recorded as found; the harness
+# never sets or unsets them.
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_PROC_BIND", "GOMP_SPINCOUNT",
     "KMP_BLOCKTIME", "KMP_AFFINITY",
@@ -25,7 +26,7 @@ THREAD_ENV_VARS = (
     "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT",
     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
     "TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE",
-    "MINIRNN_BENCH_THREADS",
+    "KERAS_BACKEND", "KERAS_TORCH_DEVICE", "MINIRNN_BENCH_THREADS",
 )
 
 # Set by --threads N for the engine processes. Read by the engines whose thread
@@ -136,6 +137,44 @@ _INTEL_GENERATIONS = {
     ("6", "143"): "sapphire-rapids", ("6", "207"): "emerald-rapids",
     ("6", "173"): "granite-rapids",
 }
+
+
+def gpu_info():
+    """The NVIDIA GPUs nvidia-smi lists: [{name, driver, memory_mib, ...}], [] where none.
+
+    Read from nvidia-smi so that the parent process imports no CUDA library; the
+    GPU engines' own processes add what torch or TensorFlow saw (device name,
+    CUDA and cuDNN versions) to their variant info.
+    """
+    import shutil
+    if not shutil.which("nvidia-smi"):
+        return []
+    fields = ("name", "driver_version", "memory.total", "compute_cap", "uuid")
+    for wanted in (fields, fields[:3]):  # older drivers know no compute_cap
+        try:
+            done = subprocess.run(["nvidia-smi", "--query-gpu=" + ",".join(wanted),
+                                   "--format=csv,noheader,nounits"], capture_output=True,
+                                  text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return []
+        if done.returncode == 0:
+            break
+    else:
+        return []
+    gpus = []
+    for line in done.stdout.strip().splitlines():
+        values = [value.strip() for value in line.split(",")]
+        if len(values) != len(wanted):
+            continue
+        gpu = dict(zip(("name", "driver", "memory_mib", "compute_capability", "uuid"),
+                       values))
+        gpu.pop("uuid", None)  # identifies one card: not needed in a report
+        try:
+            gpu["memory_mib"] = int(float(gpu["memory_mib"]))
+        except (KeyError, ValueError):
+            pass
+        gpus.append(gpu)
+    return gpus
 
 
 def versions():
@@ -273,6 +312,7 @@ def machine_info():
         "cores": core_count(),
         "os_cpu_count": os.cpu_count(),
         "memory_bytes": memory_bytes(),
+        "gpus": gpu_info(),
         "platform": platform.platform(),
         "python_executable": sys.executable,
         "versions": versions(),
@@ -289,7 +329,8 @@ def runtime_threads(loaded=()):
     libraries already imported are asked (asking would import the others).
     """
     info = {"env": thread_env()}
-    modules = sys.modules
+    # A None entry in sys.modules is an import that was blocked, not a library.
+    modules = {name: module for name, module in sys.modules.items() if module is not None}
     if "torch" in modules or "torch" in loaded:
         torch = modules["torch"]
         info["torch_num_threads"] = torch.get_num_threads()

@@ -18,10 +18,12 @@ from benchmarks import cases, engines, report, system  # noqa: E402
 
 def test_harness_end_to_end_on_the_seed_size(tmp_path):
     """minirnn + GEMM floor (+ the torch-cudnn probe) at 1x8x2x3 write JSON and Markdown."""
-    argv = ["--engines", "minirnn,gemm-floor,torch-cudnn", "--cells", "LSTM",
+    argv = ["--engines", "minirnn,gemm-floor,torch-cudnn,keras-cudnn", "--cells", "LSTM",
             "--sizes", "1x8x2x3", "--dtype", "float32", "--repeat-seconds", "0.05",
             "--min-samples", "3", "--out", str(tmp_path), "--name", "smoke"]
-    done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT,
+    # keras-cudnn on Keras' torch backend: KERAS_BACKEND must reach the engine processes.
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     folder = tmp_path / system.machine_name()
@@ -53,7 +55,16 @@ def test_harness_end_to_end_on_the_seed_size(tmp_path):
         assert "## Skipped engines" in markdown and "torch-cudnn" in markdown
         assert all("timing" not in case for case in gpu["cases"])
 
-    assert "| (B, T, D, M) | minirnn | gemm-floor | torch-cudnn |" in markdown
+    keras_gpu = runs["keras-cudnn"]
+    if keras_gpu["status"] == "skipped":
+        assert keras_gpu["reason"]
+        if importlib.util.find_spec("torch") and importlib.util.find_spec("keras"):
+            assert "Keras' torch backend" in keras_gpu["reason"], keras_gpu["reason"]
+    assert results["machine"]["thread_env"].get("KERAS_BACKEND") == "torch"
+    assert isinstance(results["machine"]["gpus"], list)
+
+    assert ("| (B, T, D, M) | minirnn | gemm-floor | keras-cudnn | torch-cudnn |"
+            in markdown)
     assert "| 1x8x2x3 |" in markdown
 
 
@@ -120,6 +131,113 @@ def test_gpu_code_paths_run_on_the_cpu():
         import torch
         assert torch.backends.cuda.matmul.allow_tf32 is False
         assert torch.backends.cudnn.allow_tf32 is False
+
+
+_KERAS_TORCH_SCRIPT = r"""
+import json, os, sys
+sys.modules["tensorflow"] = None  # TensorFlow not importable: keras-cudnn must pick torch
+from benchmarks import cases, engines, worker
+assert engines.keras_cudnn_backend() == "torch"
+worker.probe("keras-cudnn")  # the skip reason where no CUDA GPU is visible (JSON line)
+folder = sys.argv[1]
+for cell in ("LSTM", "GRU"):
+    for dtype in ("float32", "float64"):
+        case = os.path.join(folder, f"{cell}.npz")
+        cases.write_case(case, cell, (3, 7, 5, 4), True, seed=2)
+        job = {"engine": "keras-cudnn", "options": {"device": "cpu"}, "cell": cell,
+               "dtype": dtype, "return_sequences": True, "tolerance": cases.TOLERANCE[dtype],
+               "timing": {"repeat_seconds": 0.01, "min_samples": 3},
+               "cases": [{"size": [3, 7, 5, 4], "npz": case}]}
+        paths = [os.path.join(folder, f"{cell}-{dtype}.{kind}.json") for kind in ("job", "result")]
+        with open(paths[0], "w") as handle:
+            json.dump(job, handle)
+        worker.run_job(*paths)
+        with open(paths[1]) as handle:
+            print(json.dumps(json.load(handle)))
+print(json.dumps({"tensorflow_imported": sys.modules.get("tensorflow") is not None,
+                  "KERAS_BACKEND": os.environ.get("KERAS_BACKEND")}))
+"""
+
+
+def test_keras_cudnn_torch_backend_on_the_cpu(tmp_path):
+    """keras-cudnn on Keras' torch backend (TensorFlow hidden), device "cpu": the worker
+    checks it against minirnn's float64 reference and times it; no TensorFlow import;
+    the probe says why it is skipped without a CUDA GPU. One subprocess for all of it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", _KERAS_TORCH_SCRIPT, str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    probe, *results, last = lines
+    assert last == {"tensorflow_imported": False, "KERAS_BACKEND": "torch"}
+    import torch
+    if not torch.cuda.is_available():
+        assert probe["skip"].startswith("no CUDA GPU visible to torch"), probe
+    assert len(results) == 4
+    for result in results:
+        (record,) = result["cases"]
+        assert record["status"] == "ok", record
+        assert record["check"]["passed"], record["check"]
+        assert record["timing"]["median_s"] > 0
+        info = record["info"]
+        assert info["backend"] == "torch" and info["device"] == "cpu"
+        assert info["rnn_path"] == "Keras' torch loop" and info["tf32"] is False
+        assert info["tensorflow_imported"] is False
+        if result["dtype"] == "float64":
+            assert record["check"]["max_abs_diff"] < 1e-12
+
+
+def test_keras_torch_path_tracing_names_what_ran():
+    """The cuDNN/fallback trace of keras-cudnn's torch path: a cuDNN call that raised
+    (Keras then silently runs its loop) is noticed, and the module is restored."""
+    import types
+
+    def cudnn(*args):
+        raise RuntimeError("CUDNN_STATUS_NOT_SUPPORTED")
+
+    def fallback(*args):
+        return "out"
+
+    def lstm():  # what keras.src.backend.torch.rnn.lstm does, in short
+        try:
+            return module._cudnn_lstm()
+        except Exception:
+            return module._fallback_lstm()
+    module = types.SimpleNamespace(_cudnn_lstm=cudnn, _fallback_lstm=fallback)
+    result, seen = engines._traced_rnn_call(module, "LSTM", lstm)
+    assert result == "out"
+    assert seen == {"cudnn": 0, "fallback": 1,
+                    "cudnn_error": "RuntimeError: CUDNN_STATUS_NOT_SUPPORTED"}
+    assert module._cudnn_lstm is cudnn and module._fallback_lstm is fallback
+
+
+def test_report_names_the_gpu_and_what_the_gpu_engines_ran(tmp_path, monkeypatch):
+    """nvidia-smi's GPUs go into the machine record and the header; each GPU engine's
+    process adds its device, CUDA, cuDNN and code path."""
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'NVIDIA H200, 570.86.15, 143771, 9.0, GPU-0123'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    gpus = system.gpu_info()
+    assert gpus == [{"name": "NVIDIA H200", "driver": "570.86.15", "memory_mib": 143771,
+                     "compute_capability": "9.0"}]
+    assert report._gpu_lines({"gpus": gpus}) == [
+        "- GPU: NVIDIA H200, 140 GiB, compute capability 9.0, driver 570.86.15"]
+    info = {"backend": "torch", "keras": "3.15.1", "torch": "2.11.0", "device": "cuda",
+            "device_name": "NVIDIA H200", "compute_capability": "9.0", "cuda_version": "13.0",
+            "cudnn_version": 91900, "rnn_path": "cuDNN", "cudnn_acceptable": True,
+            "tf32": False}
+    results = {"runs": [
+        {"engine": "keras-cudnn", "cell": "GRU", "dtype": "float64", "mode": "sequence",
+         "cases": [{"size": [1, 8, 2, 3], "status": "ok", "info": info}]},
+        {"engine": "minirnn", "cell": "GRU", "dtype": "float64", "mode": "sequence",
+         "cases": [{"size": [1, 8, 2, 3], "status": "ok", "info": {"engine": "numba"}}]}]}
+    (line,) = report.gpu_engine_lines(results)
+    assert line == ("- keras-cudnn (GRU, float64): Keras 3.15.1 on the torch backend; torch "
+                    "2.11.0; NVIDIA H200 (compute capability 9.0); CUDA 13.0; cuDNN 91900; "
+                    "ran cuDNN; torch.backends.cudnn.is_acceptable(input) True; TF32 off")
 
 
 # ---- ONNX Runtime, OpenVINO and the streaming case -----------------------------------
