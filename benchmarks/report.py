@@ -167,7 +167,8 @@ def header_lines(results, title):
         "- Threads: " + _threads_setting(results),
         f"- Software: {_versions_line(machine)}",
         f"- Commit: {git.get('commit') or 'unknown'}"
-        + (" (with uncommitted changes)" if git.get("dirty") else ""),
+        + (" (with uncommitted changes)" if git.get("dirty") else "")
+        + (f"; {git['note']}" if git.get("note") else ""),
         f"- Date: {machine['date']}",
         "- Thread environment: " + (", ".join(f"{k}={v}" for k, v in env.items())
                                     or "none set (each library's default)"),
