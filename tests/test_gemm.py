@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ RNG = np.random.default_rng(5)
 @pytest.mark.parametrize("R, K, N", [
     (1, 1, 1), (1, 3, 12), (2, 5, 7), (3, 64, 256), (5, 33, 65), (8, 128, 512),
     (9, 17, 31), (13, 77, 100), (15, 2, 96), (70, 40, 33),  # 70 rows: two row blocks
+    (1, 513, 130), (2, 257, 64), (11, 600, 70),  # long sums
 ])
 def test_matmul_against_float64(R, K, N):
     a = RNG.standard_normal((R, K)).astype(np.float32)
@@ -52,6 +54,39 @@ def test_matmul_sums_each_row_in_k_order():
     for k in range(K):  # numpy float32 a*b+c rounds twice; the tile fuses: compare loosely
         chain = chain + a[3, k] * w[k]
     np.testing.assert_allclose(whole[3, :N], chain, rtol=1e-5, atol=1e-5)
+
+
+def _fma_chain(a_row, w):
+    """The float32 fused multiply-add chain over k in order, computed exactly with
+    fractions: sum = round32(a[k] * w[k, j] + sum)."""
+    sums = [Fraction(0)] * w.shape[1]
+    for k, a_k in enumerate(a_row):
+        for j in range(w.shape[1]):
+            sums[j] = _round32(Fraction(float(a_k)) * Fraction(float(w[k, j])) + sums[j])
+    return np.array([float(v) for v in sums], np.float32)
+
+
+def _round32(value):
+    """A fraction rounded once to the nearest float32, ties to even: the float32
+    nearest its float64 rounding is at most one step away from the answer."""
+    near = np.float32(float(value))
+    candidates = (np.nextafter(near, np.float32(-np.inf)), near,
+                  np.nextafter(near, np.float32(np.inf)))
+    best = min(candidates, key=lambda c: (abs(Fraction(float(c)) - value),
+                                          int(c.view(np.int32)) & 1))
+    return Fraction(float(best))
+
+
+def test_matmul_is_one_fused_chain_over_k():
+    """Each output is one fused multiply-add chain over k in order, bit for bit,
+    for long sums too."""
+    K = 515
+    a = RNG.standard_normal((3, K)).astype(np.float32)
+    w = RNG.standard_normal((K, 5)).astype(np.float32)
+    out = np.empty((3, gemm.padded(5)), np.float32)
+    gemm.matmul(a, gemm.pack(w), out)
+    for i in range(3):
+        np.testing.assert_array_equal(out[i, :5], _fma_chain(a[i], w))
 
 
 def test_pack_layout():
