@@ -10,8 +10,12 @@ Each kernel runs a whole sequence compiled, and computes what the matching step 
    ``_CHUNK_ELEMENTS`` whatever T is.
 2. One recurrent matrix product ``h @ U`` per step for all gates together (the
    GRU without reset_after needs a second, ``(r * h) @ U_h``).
-3. One fused pass per step over the gate pre-activations: bias, activations,
-   state update, mask, output write; no temporaries.
+3. One pass per step and batch row over the gate pre-activations: bias,
+   activations, state update, mask, output write. With Keras' default activations
+   (tanh and sigmoid) each unit's gates and states are computed together in one
+   loop (``_lstm_row``, ``_gru_row``); other activations go gate block by gate
+   block. The element-wise loops are compiled with the CPU's widest vectors
+   (``_wide_vectors``).
 
 Masks and go_backwards are handled inside. In float32 the matrix products use the
 weights packed once by the layer (:mod:`minirnn.gemm`); in float64 they go
