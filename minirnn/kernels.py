@@ -17,10 +17,10 @@ Each kernel runs a whole sequence compiled, and computes what the matching step 
    block. The element-wise loops are compiled with the CPU's widest vectors
    (``_wide_vectors``).
 
-Masks and go_backwards are handled inside. In float32 the matrix products use the
-weights packed once by the layer (:mod:`minirnn.gemm`); in float64 they go
-through Numba's ``np.dot`` (SciPy's BLAS); in the bitwise mode through
-:mod:`minirnn.exact`. The callers (:mod:`minirnn.layers`) check every shape and
+Masks and go_backwards are handled inside. The matrix products use the weights
+packed once by the layer (:mod:`minirnn.gemm`), or in the bitwise mode
+:mod:`minirnn.exact`; a caller that passes no panels gets Numba's ``np.dot``
+(SciPy's BLAS). The callers (:mod:`minirnn.layers`) check every shape and
 dtype before calling, with messages naming the argument; the kernels check the
 shapes again and raise ValueError rather than index out of bounds. They release
 the GIL, so a layer can run slices of its batch on several threads (every row of
@@ -384,14 +384,14 @@ def _chunk_steps(B, T, width):
 
 
 def _packed_product(a, panels, out):
-    """out = a @ W from W's packed panels (minirnn.gemm; float32 only)."""
+    """out = a @ W from W's packed panels (minirnn.gemm), panels of a's dtype."""
 
 
 @overload(_packed_product)
 def _packed_product_overload(a, panels, out):
-    if a.dtype == types.float32:
+    if a.dtype == panels.dtype:
         return lambda a, panels, out: _gemm.matmul(a, panels, out)
-    return lambda a, panels, out: None  # float64 weights are never packed
+    return lambda a, panels, out: None  # "no panels" (_check_panels: never packed)
 
 
 @njit(cache=True, error_model="numpy")
@@ -432,14 +432,15 @@ def _product(a, b, panels, out, exact, rows_per_product):
 @njit(cache=True, error_model="numpy")
 def _width(b, panels):
     """Row length of a product's output: b's columns, or whole panels when packed."""
-    return panels.shape[0] * _gemm.PANEL if panels.shape[0] > 0 else b.shape[1]
+    return panels.shape[0] * panels.shape[2] if panels.shape[0] > 0 else b.shape[1]
 
 
 @njit(cache=True, error_model="numpy")
 def _check_panels(b, panels):
-    """Packed panels (if any) must hold b: K rows, at least b's columns."""
-    if panels.shape[0] > 0 and (panels.shape[1] != b.shape[0]
-                                or panels.shape[0] * _gemm.PANEL < b.shape[1]):
+    """Packed panels (if any) must hold b: its dtype, K rows, at least its columns."""
+    if panels.shape[0] > 0 and (panels.itemsize != b.itemsize
+                                or panels.shape[1] != b.shape[0]
+                                or panels.shape[0] * panels.shape[2] < b.shape[1]):
         raise ValueError("sequence kernel: the packed panels do not fit their weights")
 
 

@@ -490,10 +490,9 @@ class _Recurrent(_Configurable):
         """Derived arrays the kernels read (override where needed)."""
 
     def _packed(self, weights):
-        """``weights`` packed for minirnn.gemm where the kernels use it (float32, not
-        bitwise: the bitwise mode sums as oneDNN does, float64 goes through BLAS:
-        see _without_blas)."""
-        if self.dtype != "float32" or self.bitwise:
+        """``weights`` packed for minirnn.gemm where the kernels use it (not with
+        bitwise=True: the bitwise mode sums as oneDNN does)."""
+        if self.bitwise:
             return _NO_PANELS
         return gemm.pack(weights)
 
@@ -607,9 +606,9 @@ class _Recurrent(_Configurable):
         return self._compiled
 
     def _without_blas(self):
-        """Whether a call runs compiled code that calls no BLAS (packed float32 or
-        bitwise products), which may share the CPUs with another such call."""
-        return self._use_kernels() and (self.dtype == "float32" or self.bitwise)
+        """Whether a call runs compiled code that calls no BLAS (packed or bitwise
+        products), which may share the CPUs with another such call."""
+        return self._use_kernels()
 
     @staticmethod
     def _code_of(name):
@@ -763,7 +762,7 @@ def set_num_threads(n):
     """Use at most ``n`` threads per layer call (1: the calling thread only).
 
     The default is Numba's NUMBA_NUM_THREADS (the number of CPUs unless that
-    variable says otherwise). Only float32 layers with at least two batch rows and
+    variable says otherwise). Only layers with at least two batch rows and
     enough work split their batch; results do not depend on the split.
     """
     global _threads

@@ -20,20 +20,21 @@ ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(5)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("R, K, N", [
     (1, 1, 1), (1, 3, 12), (2, 5, 7), (3, 64, 256), (5, 33, 65), (8, 128, 512),
     (9, 17, 31), (13, 77, 100), (15, 2, 96), (70, 40, 33),  # 70 rows: two row blocks
     (1, 513, 130), (2, 257, 64), (11, 600, 70),  # long sums
 ])
-def test_matmul_against_float64(R, K, N):
-    a = RNG.standard_normal((R, K)).astype(np.float32)
-    w = RNG.standard_normal((K, N)).astype(np.float32)
-    out = np.full((R, gemm.padded(N)), np.nan, np.float32)
+def test_matmul_against_exact(R, K, N, dtype):
+    a = RNG.standard_normal((R, K)).astype(dtype)
+    w = RNG.standard_normal((K, N)).astype(dtype)
+    out = np.full((R, gemm.padded(N, dtype)), np.nan, dtype)
     gemm.matmul(a, gemm.pack(w), out)
-    exact = a.astype(np.float64) @ w.astype(np.float64)
-    # float32 sums of K terms: error below K * eps * sum |a_k w_k|
-    bound = K * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(w))
-    assert np.all(np.abs(out[:, :N] - exact) <= bound + 1e-30)
+    exact = a.astype(np.longdouble) @ w.astype(np.longdouble)
+    # sums of K terms: error below K * eps * sum |a_k w_k|
+    bound = K * np.finfo(dtype).eps * (np.abs(a).astype(np.longdouble) @ np.abs(w))
+    assert np.all(np.abs(out[:, :N] - exact) <= bound + 1e-300)
     assert np.all(out[:, N:] == 0)  # the padding columns are zero products
 
 
@@ -113,12 +114,16 @@ def test_matmul_checks_its_operands(bad):
         gemm.matmul(a, panels, out)
 
 
-def test_layers_pack_float32_weights_only():
+def test_layers_pack_weights_unless_bitwise():
     x = RNG.standard_normal((2, 4, 3))
-    for dtype, packed in (("float32", True), ("float64", False)):
-        layer = minirnn.GRU(5, reset_after=False, dtype=dtype, seed=0)
-        layer(x)
+    for dtype, bitwise, packed in (("float32", False, True), ("float64", False, True),
+                                   ("float32", True, False)):
+        layer = minirnn.GRU(5, reset_after=False, dtype=dtype, seed=0, bitwise=bitwise)
+        layer(x.astype(dtype))
         assert all((p.shape[0] > 0) == packed for p in layer._panels)
+        if packed:
+            assert all(p.dtype == np.dtype(dtype) and p.shape[2] == gemm.panel_width(dtype)
+                       for p in layer._panels)
     layer = minirnn.LSTM(5, seed=0)
     layer(x)
     layer.kernel = layer.kernel * 2  # re-packed at assignment
@@ -143,14 +148,16 @@ def threads():
     minirnn.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "GRU_v1", "SimpleRNN"])
-def test_split_batch_gives_the_same_bits(kind, threads):
+def test_split_batch_gives_the_same_bits(kind, threads, dtype):
     """Every row is its own recurrence: slices on threads change nothing."""
     cls = {"LSTM": minirnn.LSTM, "GRU": minirnn.GRU, "SimpleRNN": minirnn.SimpleRNN,
            "GRU_v1": lambda *a, **k: minirnn.GRU(*a, reset_after=False, **k)}[kind]
-    x = RNG.standard_normal((19, 40, 64)).astype(np.float32)
+    x = RNG.standard_normal((19, 40, 64)).astype(dtype)
     mask = RNG.random((19, 40)) < 0.85
-    layer = cls(96, return_sequences=True, return_state=True, go_backwards=True, seed=3)
+    layer = cls(96, return_sequences=True, return_state=True, go_backwards=True, seed=3,
+                dtype=dtype)
     threads(1)
     one = layer(x, mask=mask)
     for n in (2, 3, 7):
