@@ -13,8 +13,8 @@ so that one k step of a panel is one contiguous run of two vectors. The product 
 then tiled: a tile of R rows (R = 8 or 4) times one panel keeps its R x P sums in
 vector registers for the whole sum over k, and does per k one load of the panel
 row (two vectors), R broadcasts of a[i, k] and 2R fused multiply-adds
-(the last 1-3 rows of a product take 2 or 4 panels per tile instead, so that a
-tile always has 8 sums in flight)::
+(the last 1-3 rows of a product take 2 or 4 panels per tile instead where the
+panels allow, so that a tile has 8 sums in flight)::
 
     for k in range(K):                       # acc[r] starts at zero
         for r in range(R):
@@ -28,8 +28,9 @@ way the error is rounding in the weights' precision.)
 
 Numba cannot keep small arrays in registers, so the tile is written as LLVM
 vector IR through ``numba.extending.intrinsic``: the accumulators are
-``<16 x float>`` (or ``<8 x double>``) values and LLVM allocates them to registers (32 zmm registers
-hold an 8 x 32 tile with AVX-512; on a CPU with 256-bit vectors LLVM splits each
+``<16 x float>`` (or ``<8 x double>``) values and LLVM allocates them to
+registers (32 zmm registers hold an 8 x 32 float32 or 8 x 16 float64 tile with
+AVX-512; on a CPU with 256-bit vectors LLVM splits each
 vector in two, and the code stays correct everywhere). Numba compiles for the CPU
 it runs on, and its cache is keyed by that CPU, so a cache written elsewhere is
 never used here.

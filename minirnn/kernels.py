@@ -391,7 +391,10 @@ def _packed_product(a, panels, out):
 def _packed_product_overload(a, panels, out):
     if a.dtype == panels.dtype:
         return lambda a, panels, out: _gemm.matmul(a, panels, out)
-    return lambda a, panels, out: None  # "no panels" (_check_panels: never packed)
+
+    def refuse(a, panels, out):  # compiled for "no panels" of another dtype, never run
+        raise ValueError("packed panels of another dtype than the operand")
+    return refuse
 
 
 @njit(cache=True, error_model="numpy")
@@ -655,12 +658,13 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     bias_first: Keras' implementation=1 order, z = (x W + b) + h U.
     exact: float32 only, products and activations as TensorFlow's CPU computes them
     (minirnn.exact); the caller sets the denormal flags.
-    kernel_panels, recurrent_panels: W and U packed by minirnn.gemm.pack (float32),
-    or arrays with no panels: then the products go through BLAS.
+    kernel_panels, recurrent_panels: W and U packed by minirnn.gemm.pack (in the
+    layer's dtype), or arrays with no panels: then the products go through BLAS.
 
-    Per step and batch row, the pre-activations z = (x W + h U) + b are formed in
-    place of h U, the gate blocks i, f, g, o are activated one by one, then
-    c' = f * c + i * g and h' = o * phi(c').
+    Per step and batch row, the pre-activations z = (x W + h U) + b are activated
+    and the states updated, c' = f * c + i * g and h' = o * phi(c'): with Keras'
+    default activations in one pass over the units (_lstm_row), otherwise in place
+    of h U, the gate blocks i, f, g, o one by one.
     """
     B, T, D = x.shape
     M = h.shape[1]

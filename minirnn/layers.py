@@ -493,7 +493,7 @@ class _Recurrent(_Configurable):
         """``weights`` packed for minirnn.gemm where the kernels use it (not with
         bitwise=True: the bitwise mode sums as oneDNN does)."""
         if self.bitwise:
-            return _NO_PANELS
+            return _NO_PANELS[self.dtype]
         return gemm.pack(weights)
 
     def _products(self, input_dim):
@@ -668,7 +668,7 @@ class _Recurrent(_Configurable):
 
     def _split(self, B, T):
         """Whether this call runs slices of its batch on several threads."""
-        if B < 2 or self._panels[0] is _NO_PANELS or get_num_threads() < 2 or \
+        if B < 2 or self._panels[0].shape[0] == 0 or get_num_threads() < 2 or \
                 getattr(_local, "in_part", False):
             return False
         return self._flops(B, T, self.kernel.shape[0]) >= _SPLIT_FLOPS
@@ -709,7 +709,7 @@ class _Recurrent(_Configurable):
 
 # ---- threads: slices of the batch ------------------------------------------------
 #
-# Every row of a batch runs its own recurrence, so a float32 layer with a large
+# Every row of a batch runs its own recurrence, so a layer with a large
 # enough batch runs the whole sequence on slices of the batch, one per thread, with
 # no synchronisation per step (ONNX Runtime's LSTM does the same). The kernels
 # release the GIL. The calling thread runs the first slice; the others go to a
@@ -814,7 +814,9 @@ def _batch_slices(batch, threads):
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
 # Placeholders for every output, which the kernels write only with return_sequences.
 _NO_OUTPUTS = {name: np.empty((1, 1, 1), dtype) for name, dtype in _DTYPES.items()}
-_NO_PANELS = np.zeros((0, 1, gemm.PANEL), np.float32)  # "not packed": BLAS or exact products
+# "Not packed" (the bitwise mode's exact products; a GRU's unused U_h), per dtype.
+_NO_PANELS = {name: np.zeros((0, 1, gemm.panel_width(dtype)), dtype)
+              for name, dtype in _DTYPES.items()}
 
 
 def _no_bias(size, dtype):
@@ -974,7 +976,7 @@ class GRU(_Recurrent):
         else:
             self._b_in, self._b_rec = bias, zeros
         self._panels = (self._packed(self.kernel), self._packed(self._u),
-                        self._packed(self._u_h) if not self.reset_after else _NO_PANELS)
+                        self._packed(self._u_h) if not self.reset_after else _NO_PANELS[self.dtype])
 
     def _step_function(self):
         act = activations.get(self.activation)

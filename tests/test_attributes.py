@@ -514,6 +514,9 @@ refused("kernel-lstm-mask", lambda: kernels.lstm_sequence(
 refused("kernel-lstm-panels", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
     gemm.pack(w), gemm.pack(np.zeros((40, 16), np.float32))))
+refused("kernel-lstm-panels-dtype", lambda: kernels.lstm_sequence(
+    x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
+    gemm.pack(w.astype(np.float64)), gemm.pack(u.astype(np.float64))))
 refused("kernel-lstm-panels-rows", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
     gemm.pack(np.zeros((5, 16), np.float32)), gemm.pack(u)))

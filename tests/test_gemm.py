@@ -1,4 +1,4 @@
-"""The packed float32 product (minirnn.gemm) and the batch split over threads."""
+"""The packed products (minirnn.gemm, float32 and float64) and the batch split over threads."""
 
 import os
 import subprocess
@@ -29,8 +29,11 @@ RNG = np.random.default_rng(5)
 def test_matmul_against_exact(R, K, N, dtype):
     a = RNG.standard_normal((R, K)).astype(dtype)
     w = RNG.standard_normal((K, N)).astype(dtype)
-    out = np.full((R, gemm.padded(N, dtype)), np.nan, dtype)
+    width = gemm.padded(N, dtype)
+    guarded = np.full((R + 1, width + gemm.panel_width(dtype)), np.nan, dtype)
+    out = guarded[:R, :width]
     gemm.matmul(a, gemm.pack(w), out)
+    assert np.all(np.isnan(guarded[R])) and np.all(np.isnan(guarded[:, width:]))
     exact = a.astype(np.longdouble) @ w.astype(np.longdouble)
     # sums of K terms: error below K * eps * sum |a_k w_k|
     bound = K * np.finfo(dtype).eps * (np.abs(a).astype(np.longdouble) @ np.abs(w))
@@ -58,13 +61,14 @@ def test_matmul_sums_each_row_in_k_order():
 
 
 def _fma_chain(a_row, w):
-    """The float32 fused multiply-add chain over k in order, computed exactly with
-    fractions: sum = round32(a[k] * w[k, j] + sum)."""
+    """The fused multiply-add chain over k in order, computed exactly with fractions
+    and rounded once per step to w's dtype: sum = round(a[k] * w[k, j] + sum)."""
+    round_once = _round32 if w.dtype == np.float32 else lambda v: Fraction(float(v))
     sums = [Fraction(0)] * w.shape[1]
     for k, a_k in enumerate(a_row):
         for j in range(w.shape[1]):
-            sums[j] = _round32(Fraction(float(a_k)) * Fraction(float(w[k, j])) + sums[j])
-    return np.array([float(v) for v in sums], np.float32)
+            sums[j] = round_once(Fraction(float(a_k)) * Fraction(float(w[k, j])) + sums[j])
+    return np.array([float(v) for v in sums], w.dtype)
 
 
 def _round32(value):
@@ -78,16 +82,18 @@ def _round32(value):
     return Fraction(float(best))
 
 
-def test_matmul_is_one_fused_chain_over_k():
-    """Each output is one fused multiply-add chain over k in order, bit for bit,
-    for long sums too."""
-    K = 515
-    a = RNG.standard_normal((3, K)).astype(np.float32)
-    w = RNG.standard_normal((K, 5)).astype(np.float32)
-    out = np.empty((3, gemm.padded(5)), np.float32)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("R, K, N", [(3, 515, 5), (15, 33, 130)])
+def test_matmul_is_one_fused_chain_over_k(R, K, N, dtype):
+    """Each output is one fused multiply-add chain over k in order, bit for bit, for
+    long sums and for every tile: 15 rows x 130 columns take 8- and 4-row tiles,
+    then 2 x 2-panel and 1 x 4-panel tiles, then single panels."""
+    a = RNG.standard_normal((R, K)).astype(dtype)
+    w = RNG.standard_normal((K, N)).astype(dtype)
+    out = np.empty((R, gemm.padded(N, dtype)), dtype)
     gemm.matmul(a, gemm.pack(w), out)
-    for i in range(3):
-        np.testing.assert_array_equal(out[i, :5], _fma_chain(a[i], w))
+    for i in range(R):
+        np.testing.assert_array_equal(out[i, :N], _fma_chain(a[i], w))
 
 
 def test_pack_layout():
@@ -267,7 +273,9 @@ def test_kernels_compiled_for_a_cpu_without_avx512(tmp_path):
         rng = np.random.default_rng(0)
         x = rng.standard_normal((3, 7, 5)).astype(np.float32)
         layer = minirnn.LSTM(20, return_sequences=True, seed=0)
+        y64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
         np.save(__import__("sys").argv[1], layer(x))
+        np.save(__import__("sys").argv[1] + ".64.npy", y64)
     """)
     path = tmp_path / "haswell.npy"
     result = subprocess.run(
@@ -278,8 +286,10 @@ def test_kernels_compiled_for_a_cpu_without_avx512(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     x = np.random.default_rng(0).standard_normal((3, 7, 5)).astype(np.float32)
     here = minirnn.LSTM(20, return_sequences=True, seed=0)(x)
+    here64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
     # Same chains of fused multiply-adds in the same order: the same bits.
     np.testing.assert_array_equal(np.load(path), here)
+    np.testing.assert_array_equal(np.load(str(path) + ".64.npy"), here64)
     index = list((tmp_path / "cache").rglob("*.nbi"))
     assert index, "no Numba cache was written"
 

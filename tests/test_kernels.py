@@ -223,3 +223,13 @@ def test_fused_rows_match_gate_by_gate(dtype, M):
     kernels._gru_row(u, xw, input_bias, recurrent_bias, h, out)
     np.testing.assert_array_equal(h, expected)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_gate_loops_ask_for_wide_vectors():
+    """The element-wise loops carry LLVM's "prefer-vector-width"="512" (see
+    kernels._wide_vectors): without it LLVM keeps them to 256-bit vectors on
+    recent Intel CPUs, about 1.5x slower."""
+    values = np.zeros(4, np.float32)
+    kernels.activate_block(kernels.SIGMOID, values)
+    ir = kernels.activate_block.inspect_llvm(kernels.activate_block.signatures[-1])
+    assert '"prefer-vector-width"="512"' in ir
