@@ -116,6 +116,9 @@ def parser():
                    help="time spent repeating calls per figure (default 1.0; --quick 0.2)")
     p.add_argument("--min-samples", type=int,
                    help="at least this many timed samples per figure (default 5; --quick 3)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole grid this many times, engines interleaved, and keep "
+                        "each figure's lowest median (default 1)")
     p.add_argument("--timeout", type=float, default=1200.0,
                    help="seconds one engine process may run before it is stopped")
     p.add_argument("--threads", type=int,
@@ -175,6 +178,8 @@ def speed_settings(args):
         cases.QUICK_SIZES if quick else cases.FULL_SIZES)
     if not sizes and not stream_sizes:
         raise SystemExit("nothing to run: --sizes none and no --stream-sizes")
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1; received {args.rounds}")
     return Settings(
         cells=args.cells or list(cases.CELLS),
         sizes=sizes,
@@ -187,6 +192,7 @@ def speed_settings(args):
         min_samples=args.min_samples or (3 if quick else 5),
         timeout_seconds=args.timeout,
         threads=args.threads,
+        rounds=args.rounds,
     )
 
 

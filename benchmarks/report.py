@@ -264,7 +264,10 @@ def speed_markdown(results, title):
         f"- Layer: return_sequences={settings['return_sequences']}; every engine in its "
         "own fresh process; warm-up calls excluded; figures are the median time per call "
         f"in microseconds over repeated calls (about {settings['repeat_seconds']} s or at "
-        f"least {settings['min_samples']} samples per figure; quartiles in the JSON).",
+        f"least {settings['min_samples']} samples per figure; quartiles in the JSON)"
+        + (f"; the grid ran {settings['rounds']} times, engines interleaved, and each "
+           "figure is the lowest of its rounds' medians (all in the JSON)"
+           if settings.get("rounds", 1) > 1 else "") + ".",
         "- Correctness: before timing, each engine's output is compared with minirnn's "
         "float64 NumPy reference on the same weights and input; FAILED (max abs diff) "
         f"means the difference exceeded {settings['tolerance']['float32']:g} (float32) or "

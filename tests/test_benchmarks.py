@@ -454,3 +454,21 @@ def test_model_mode_table_marks_failures_and_skips():
     text = model.table(results)
     assert "| keras-predict | SKIPPED: ModuleNotFoundError: keras |" in text
     assert "| keras-function | tf.function | 2,000 | 100 | 5.0e-01 FAILED | 2.00x |" in text
+
+
+def test_best_of_rounds_keeps_each_sizes_lowest_median():
+    from benchmarks.runner import best_of_rounds
+
+    def run(*medians, passed=True):
+        return {"engine": "minirnn", "status": "ok", "processes": [{"round": medians}],
+                "cases": [{"size": [1, 1, 1, i + 1], "status": "ok",
+                           "timing": {"median_s": m}, "check": {"passed": passed}}
+                          for i, m in enumerate(medians)]}
+    merged = best_of_rounds([run(3.0, 1.0), run(2.0, 4.0)])
+    assert [c["timing"]["median_s"] for c in merged["cases"]] == [2.0, 1.0]
+    assert [c["round_medians_s"] for c in merged["cases"]] == [[3.0, 2.0], [1.0, 4.0]]
+    assert len(merged["processes"]) == 2
+    # a failed check in any round is what the figure reports
+    merged = best_of_rounds([run(3.0, 1.0), run(2.0, 4.0, passed=False)])
+    assert not merged["cases"][0]["check"]["passed"]
+    assert best_of_rounds([run(1.0)])["cases"][0]["timing"]["median_s"] == 1.0
