@@ -558,6 +558,13 @@ def activate_gate(code, values, first, size, exact):
 
 
 @njit(cache=True, error_model="numpy")
+def _preactivation(xw, hu, bias, k, bias_first):
+    """Element k of an LSTM's z: (xW + hU) + b, or Keras' implementation=1 order
+    (xW + b) + hU when bias_first."""
+    return (xw[k] + bias[k]) + hu[k] if bias_first else (xw[k] + hu[k]) + bias[k]
+
+
+@njit(cache=True, error_model="numpy")
 def _lstm_row(z, xw, bias, c, h, out, bias_first):
     """One batch row of an LSTM step with Keras' default activations, each unit's
     four gates and its states in one pass (the compiler vectorises it over j)::
@@ -573,13 +580,10 @@ def _lstm_row(z, xw, bias, c, h, out, bias_first):
     _wide_vectors()
     M = c.size
     for j in range(M):
-        zi = (xw[j] + bias[j]) + z[j] if bias_first else (xw[j] + z[j]) + bias[j]
-        k = M + j
-        zf = (xw[k] + bias[k]) + z[k] if bias_first else (xw[k] + z[k]) + bias[k]
-        k = 2 * M + j
-        zg = (xw[k] + bias[k]) + z[k] if bias_first else (xw[k] + z[k]) + bias[k]
-        k = 3 * M + j
-        zo = (xw[k] + bias[k]) + z[k] if bias_first else (xw[k] + z[k]) + bias[k]
+        zi = _preactivation(xw, z, bias, j, bias_first)
+        zf = _preactivation(xw, z, bias, M + j, bias_first)
+        zg = _preactivation(xw, z, bias, 2 * M + j, bias_first)
+        zo = _preactivation(xw, z, bias, 3 * M + j, bias_first)
         c_j = sigmoid(zf) * c[j] + sigmoid(zi) * tanh(zg)
         c[j] = c_j
         h_j = sigmoid(zo) * tanh(c_j)
@@ -696,12 +700,8 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     _lstm_row(z[b], xw[s * B + b], bias, c[b], h[b], output[b], bias_first)
                 else:
                     zb, xwb, hb, cb = z[b], xw[s * B + b], h[b], c[b]
-                    if bias_first:
-                        for k in range(4 * M):
-                            zb[k] = (xwb[k] + bias[k]) + zb[k]
-                    else:
-                        for k in range(4 * M):
-                            zb[k] = (xwb[k] + zb[k]) + bias[k]
+                    for k in range(4 * M):
+                        zb[k] = _preactivation(xwb, zb, bias, k, bias_first)
                     i, f, g, o = zb[:M], zb[M:2 * M], zb[2 * M:3 * M], zb[3 * M:]
                     activate_gate(rec_act, i, b * M, size, exact)
                     activate_gate(rec_act, f, b * M, size, exact)
@@ -764,18 +764,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
             step = s0 + s
             t = T - 1 - step if go_backwards else step
             _product(h, recurrent_kernel, recurrent_panels, u, exact, B)
-            if fused:
-                for b in range(B):
-                    if use_mask and not mask[b, t]:
-                        if zero_output_for_mask:
-                            output[b, :] = 0
-                    else:
-                        _gru_row(u[b], xw[s * B + b], input_bias, recurrent_bias, h[b],
-                                 output[b])
-                    if return_sequences:
-                        _copy(output[b], outputs[b, step])
-                continue
-            for b in range(B):
+            for b in range(B if not fused else 0):  # z and r first, unless one pass
                 ub, zrb, xwb = u[b], zr[b], xw[s * B + b]
                 if reset_after:
                     for k in range(3 * M):
@@ -794,6 +783,8 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
+                elif fused:
+                    _gru_row(u[b], xw[s * B + b], input_bias, recurrent_bias, h[b], output[b])
                 else:
                     xwh, zrb, hb = xw[s * B + b, 2 * M:], zr[b], h[b]
                     zg, r = zrb[:M], zrb[M:]

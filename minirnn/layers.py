@@ -605,11 +605,6 @@ class _Recurrent(_Configurable):
         know)."""
         return self._compiled
 
-    def _without_blas(self):
-        """Whether a call runs compiled code that calls no BLAS (packed or bitwise
-        products), which may share the CPUs with another such call."""
-        return self._use_kernels()
-
     @staticmethod
     def _code_of(name):
         """The kernels' code of an activation name, None for a row-wise one (a
@@ -1304,10 +1299,11 @@ class Bidirectional(_Configurable):
 
     def _side_by_side(self, x):
         """Whether the two directions run at once, on two threads: with threads to
-        spare, both compiled without BLAS, and enough work to pay for the hand-off."""
+        spare, both on the compiled kernels (whose products call no BLAS, which
+        would start threads of its own), and enough work to pay for the hand-off."""
         forward, backward = self.forward_layer, self.backward_layer
         if get_num_threads() < 2 or getattr(_local, "in_part", False) or \
-                not (forward._without_blas() and backward._without_blas()):
+                not (forward._use_kernels() and backward._use_kernels()):
             return False
         B, T, D = x.shape
         return forward._flops(B, T, D) + backward._flops(B, T, D) >= _SPLIT_FLOPS
