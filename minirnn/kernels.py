@@ -421,9 +421,17 @@ def _small_product(a, b, out):
 def _product(a, b, panels, out, exact, rows_per_product):
     """out = a @ b: with exact, summed in oneDNN's order (minirnn.exact); small
     weights by plain loops; else from b's packed panels where the layer packed
-    them (minirnn.gemm); else BLAS."""
+    them (minirnn.gemm); else BLAS.
+
+    Where oneDNN sums each output as one chain over k (K up to 384, or a single
+    row), the packed tiles sum in exactly that order, so the exact mode takes
+    them too; other exact products go through minirnn.exact's blocked chains."""
     if exact:
-        _exact.matmul(a, b, out, rows_per_product)
+        if panels.shape[0] > 0 and (rows_per_product == 1 or
+                                    b.shape[0] <= _exact.ONEDNN_K_BLOCK):
+            _packed_product(a, panels, out)
+        else:  # out may be as wide as the panels: the padded columns stay unused
+            _exact.matmul(a, b, out[:, :b.shape[1]], rows_per_product)
     elif b.size <= _SMALL_WEIGHTS:
         _small_product(a, b, out)
     elif panels.shape[0] > 0:

@@ -490,10 +490,8 @@ class _Recurrent(_Configurable):
         """Derived arrays the kernels read (override where needed)."""
 
     def _packed(self, weights):
-        """``weights`` packed for minirnn.gemm where the kernels use it (not with
-        bitwise=True: the bitwise mode sums as oneDNN does)."""
-        if self.bitwise:
-            return _NO_PANELS[self.dtype]
+        """``weights`` packed for minirnn.gemm (the bitwise mode uses them too,
+        where oneDNN's summation order is the tiles' order; see kernels._product)."""
         return gemm.pack(weights)
 
     def _products(self, input_dim):
@@ -663,7 +661,7 @@ class _Recurrent(_Configurable):
 
     def _split(self, B, T):
         """Whether this call runs slices of its batch on several threads."""
-        if B < 2 or self._panels[0].shape[0] == 0 or get_num_threads() < 2 or \
+        if B < 2 or get_num_threads() < 2 or \
                 getattr(_local, "in_part", False):
             return False
         return self._flops(B, T, self.kernel.shape[0]) >= _SPLIT_FLOPS
@@ -809,7 +807,7 @@ def _batch_slices(batch, threads):
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
 # Placeholders for every output, which the kernels write only with return_sequences.
 _NO_OUTPUTS = {name: np.empty((1, 1, 1), dtype) for name, dtype in _DTYPES.items()}
-# "Not packed" (the bitwise mode's exact products; a GRU's unused U_h), per dtype.
+# "Not packed": a GRU's unused U_h (reset_after=True), per dtype.
 _NO_PANELS = {name: np.zeros((0, 1, gemm.panel_width(dtype)), dtype)
               for name, dtype in _DTYPES.items()}
 
