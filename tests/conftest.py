@@ -9,6 +9,8 @@ import os
 import numpy as np
 import pytest
 
+import background
+
 # The Keras side: the repository's reference/ here, minirnn.reference where installed.
 from minirnn.cli.keras_support import reference  # noqa: F401  (used by the test modules)
 
@@ -17,6 +19,42 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Tolerances against Keras, justified in reference/cases.py and the README.
 ATOL = {"float32": 1e-6, "float64": 1e-12}
 RTOL = {"float32": 1e-6, "float64": 1e-12}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "background(job): the test reads a background.Job's child process, "
+        "which runs beside the other tests (see tests/background.py)")
+
+
+def _job_of(item):
+    """The background.Job an item reads, or None (also when it is skipped)."""
+    if any(mark.args and mark.args[0] is True for mark in item.iter_markers("skipif")):
+        return None
+    mark = item.get_closest_marker("background")
+    return mark.args[0] if mark else None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that read a child process go last, so their children have the whole
+    session to run in."""
+    items[:] = ([item for item in items if _job_of(item) is None]
+                + [item for item in items if _job_of(item) is not None])
+
+
+def pytest_collection_finish(session):
+    """Start the children of the collected tests, one at a time, beside the suite."""
+    _jobs.extend(job for job in map(_job_of, session.items) if job is not None)
+    if _jobs:
+        background.run_one_by_one(list(_jobs))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for job in _jobs:
+        job.stop()
+
+
+_jobs = []
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The public contract of design.md section 2: names, defaults, return structures,
 weights, states, initialisation, from_keras' refusals, and import hygiene."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import minirnn
+from background import Job
 from conftest import random_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,27 +157,38 @@ def test_import_does_not_import_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_unwritable_package_uses_a_writable_cache(tmp_path):
+# The package copied where its __pycache__ cannot be made; run in a child process
+# that starts when collection ends (tests/background.py).
+UNWRITABLE = Job("""
+import os, shutil, sys
+folder = sys.argv[1]
+package = os.path.join(folder, "site", "minirnn")
+shutil.copytree(sys.argv[2], package, ignore=shutil.ignore_patterns("__pycache__"))
+with open(os.path.join(package, "__pycache__"), "w") as blocker:
+    blocker.write("not a directory")
+sys.path.insert(0, os.path.join(folder, "site"))
+import numpy as np, minirnn
+assert minirnn.__file__.startswith(folder), minirnn.__file__
+print(minirnn.SimpleRNN(2, seed=0)(np.ones((1, 3, 2))).shape)
+print(os.environ["NUMBA_CACHE_DIR"])
+""", args=["{folder}", os.path.join(ROOT, "minirnn")],
+    env={"NUMBA_CACHE_DIR": None, "XDG_CACHE_HOME": "{folder}/cache"}, cwd="{folder}",
+    timeout=300)
+
+
+@pytest.mark.background(UNWRITABLE)
+def test_unwritable_package_uses_a_writable_cache():
     """Numba's cache moves to a writable place when the package's cannot be written.
 
     The tests run as any user, root included (who may write anywhere), so the
     package's ``__pycache__`` is made unusable by putting a file in its place.
     """
-    package = tmp_path / "site" / "minirnn"
-    shutil.copytree(os.path.join(ROOT, "minirnn"), package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "__pycache__").write_text("not a directory")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path / "site"))
-    code = ("import os, numpy as np, minirnn; "
-            "print(minirnn.SimpleRNN(2, seed=0)(np.ones((1, 3, 2))).shape); "
-            "print(os.environ['NUMBA_CACHE_DIR'])")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, cwd=str(tmp_path), timeout=300)
+    result = UNWRITABLE.result()
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()
-    assert lines[0] == "(1," and lines[-1] == str(tmp_path / "cache" / "minirnn-numba")
-    assert any(name.endswith(".nbi") for _, _, files in os.walk(lines[-1]) for name in files)
+    cache = os.path.join(UNWRITABLE.folder, "cache", "minirnn-numba")
+    assert lines[0] == "(1," and lines[-1] == cache
+    assert any(name.endswith(".nbi") for _, _, files in os.walk(cache) for name in files)
 
 
 def test_cache_dir_fallback_order(tmp_path, monkeypatch):
@@ -251,11 +264,7 @@ def test_from_keras_carries_implementation(keras, implementation, carried):
     assert minirnn.from_keras(layer).implementation == carried
 
 
-def test_from_keras_with_the_torch_backend():
-    """from_keras reads configuration and weights only: another backend works too."""
-    pytest.importorskip("torch")
-    pytest.importorskip("keras")
-    code = """
+TORCH_BACKEND = Job("""
 import os, sys
 os.environ["KERAS_BACKEND"] = "torch"
 import numpy as np, keras, minirnn
@@ -270,8 +279,14 @@ ours = minirnn.from_keras(layer)(x)
 assert len(ours) == len(theirs) == 3
 for a, b in zip(ours, theirs):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
-"""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+""", env={"TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+
+
+@pytest.mark.skipif(not (importlib.util.find_spec("torch") and importlib.util.find_spec("keras")),
+                    reason="needs torch and keras")
+@pytest.mark.background(TORCH_BACKEND)
+def test_from_keras_with_the_torch_backend():
+    """from_keras reads configuration and weights only: another backend works too
+    (in a child process that starts when collection ends, tests/background.py)."""
+    result = TORCH_BACKEND.result()
     assert result.returncode == 0, result.stderr[-3000:]

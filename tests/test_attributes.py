@@ -19,6 +19,7 @@ import pytest
 
 import minirnn
 from minirnn import kernels
+from background import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(11)
@@ -550,13 +551,16 @@ print("done")
 """
 
 
+# Child processes that start when collection ends (tests/background.py).
+CRASHING = Job(textwrap.dedent(CRASHERS.format(
+    bitwise_modes="False, True" if BITWISE else "False,")))
+
+
+@pytest.mark.background(CRASHING)
 def test_crash_prone_changes_in_a_child_process():
     """The changes that used to end in a segmentation fault, garbage or a raw Numba
     error: each is refused, and the process lives to print "done"."""
-    modes = "False, True" if BITWISE else "False,"
-    script = textwrap.dedent(CRASHERS.format(bitwise_modes=modes))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=600, cwd=ROOT)
+    result = CRASHING.result()
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[-1] == "done"
@@ -583,12 +587,15 @@ print(counts)
 """
 
 
+WALKING = Job(WALKS, args=["0", "400"], timeout=900)
+
+
+@pytest.mark.background(WALKING)
 def test_random_walks_of_changes_and_calls():
     """Random sequences of assignments (good and bad values) and calls, every layer:
     each call matches a freshly built twin or raises a clear error (in a child
     process: a crash fails this test)."""
-    result = subprocess.run([sys.executable, "-c", WALKS, "0", "400"], capture_output=True,
-                            text=True, timeout=900, cwd=ROOT)
+    result = WALKING.result()
     assert result.returncode == 0, result.stderr[-3000:]
     counts = eval(result.stdout.strip().splitlines()[-1], {})  # a dict literal we printed
     assert counts["calls_matching_twin"] > 1000

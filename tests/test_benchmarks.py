@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,19 +15,27 @@ if ROOT not in sys.path:  # benchmarks/ is not an installed package: import it f
     sys.path.insert(0, ROOT)
 
 from benchmarks import cases, engines, report, system  # noqa: E402
+from background import Job  # noqa: E402
 
 
-def test_harness_end_to_end_on_the_seed_size(tmp_path):
+# ``python -m benchmarks`` in a child process that starts when collection ends
+# (tests/background.py).
+BENCHMARKS = "import runpy; runpy.run_module('benchmarks', run_name='__main__', alter_sys=True)"
+
+# keras-cudnn on Keras' torch backend: KERAS_BACKEND must reach the engine processes.
+SMOKE = Job(BENCHMARKS, args=[
+    "--engines", "minirnn,gemm-floor,torch-cudnn,keras-cudnn", "--cells", "LSTM",
+    "--sizes", "1x8x2x3", "--dtype", "float32", "--repeat-seconds", "0.05",
+    "--min-samples", "3", "--out", "{folder}", "--name", "smoke"],
+    env={"KERAS_BACKEND": "torch"}, timeout=180)
+
+
+@pytest.mark.background(SMOKE)
+def test_harness_end_to_end_on_the_seed_size():
     """minirnn + GEMM floor (+ the torch-cudnn probe) at 1x8x2x3 write JSON and Markdown."""
-    argv = ["--engines", "minirnn,gemm-floor,torch-cudnn,keras-cudnn", "--cells", "LSTM",
-            "--sizes", "1x8x2x3", "--dtype", "float32", "--repeat-seconds", "0.05",
-            "--min-samples", "3", "--out", str(tmp_path), "--name", "smoke"]
-    # keras-cudnn on Keras' torch backend: KERAS_BACKEND must reach the engine processes.
-    env = {**os.environ, "KERAS_BACKEND": "torch"}
-    done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = SMOKE.result()
     assert done.returncode == 0, done.stderr[-2000:]
-    folder = tmp_path / system.machine_name()
+    folder = Path(SMOKE.folder) / system.machine_name()
     results = json.loads((folder / "smoke.json").read_text())
     markdown = (folder / "smoke.md").read_text()
 
@@ -415,19 +424,28 @@ def test_new_engines_end_to_end_with_one_thread(tmp_path):
     assert "Threads: every engine's pools capped at 1" in markdown
 
 
-def test_model_mode_times_a_saved_model(tmp_path):
+# The model is saved by the child itself, then timed by ``python -m benchmarks``.
+MODEL_MODE = Job("""
+import os, runpy, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4, return_sequences=True),
+                          keras.layers.GRU(2)])
+path = os.path.join(sys.argv[1], "small.keras")
+model.save(path)
+sys.argv[1:2] = ["--model", path]
+runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)
+""", args=["{folder}", "--engines", "minirnn,keras-function", "--batch", "2",
+           "--timesteps", "5", "--repeat-seconds", "0.05", "--min-samples", "3"], timeout=300)
+
+
+@pytest.mark.skipif(not (importlib.util.find_spec("tensorflow") and
+                         importlib.util.find_spec("keras")), reason="needs TensorFlow and Keras")
+@pytest.mark.background(MODEL_MODE)
+def test_model_mode_times_a_saved_model():
     """python -m benchmarks --model: minirnn and Keras' tf.function on a user's model,
     each in its own process, outputs checked against minirnn's float64 run."""
-    pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("keras")
-    model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4, return_sequences=True),
-                              keras.layers.GRU(2)])
-    path = tmp_path / "small.keras"
-    model.save(path)
-    argv = ["--model", str(path), "--engines", "minirnn,keras-function", "--batch", "2",
-            "--timesteps", "5", "--repeat-seconds", "0.05", "--min-samples", "3"]
-    done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = MODEL_MODE.result()
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines()
             if line.startswith("| minirnn") or line.startswith("| keras")}

@@ -1,5 +1,6 @@
 """The packed products (minirnn.gemm, float32 and float64) and the batch split over threads."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 import minirnn
 from minirnn import gemm
 from minirnn.layers import _batch_slices
+from background import Job
+from conftest import random_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(5)
@@ -120,16 +123,16 @@ def test_matmul_checks_its_operands(bad):
         gemm.matmul(a, panels, out)
 
 
-def test_layers_pack_weights_unless_bitwise():
+def test_layers_pack_weights_in_every_mode():
     x = RNG.standard_normal((2, 4, 3))
-    for dtype, bitwise, packed in (("float32", False, True), ("float64", False, True),
-                                   ("float32", True, False)):
+    modes = [("float32", False), ("float64", False)]
+    if minirnn.bitwise_support():
+        modes.append(("float32", True))
+    for dtype, bitwise in modes:
         layer = minirnn.GRU(5, reset_after=False, dtype=dtype, seed=0, bitwise=bitwise)
         layer(x.astype(dtype))
-        assert all((p.shape[0] > 0) == packed for p in layer._panels)
-        if packed:
-            assert all(p.dtype == np.dtype(dtype) and p.shape[2] == gemm.panel_width(dtype)
-                       for p in layer._panels)
+        assert all(p.shape[0] > 0 and p.dtype == np.dtype(dtype)
+                   and p.shape[2] == gemm.panel_width(dtype) for p in layer._panels)
     layer = minirnn.LSTM(5, seed=0)
     layer(x)
     layer.kernel = layer.kernel * 2  # re-packed at assignment
@@ -264,33 +267,35 @@ def test_split_in_a_forked_child(threads):
     assert expected.shape == (16, 128)
 
 
-def test_kernels_compiled_for_a_cpu_without_avx512(tmp_path):
+# Compiled in a child process that starts when collection ends (tests/background.py).
+HASWELL = Job(textwrap.dedent("""
+    import sys
+    import numpy as np, minirnn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 7, 5)).astype(np.float32)
+    layer = minirnn.LSTM(20, return_sequences=True, seed=0)
+    y64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
+    np.save(sys.argv[1], layer(x))
+    np.save(sys.argv[1] + ".64.npy", y64)
+"""), args=["{folder}/haswell.npy"], env={"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
+                                       "NUMBA_CACHE_DIR": "{folder}/cache"})
+
+
+@pytest.mark.background(HASWELL)
+def test_kernels_compiled_for_a_cpu_without_avx512():
     """A CPU with 256-bit vectors only (Numba told it is a Haswell): the kernels
     compile for it (Numba keys its cache by CPU, so nothing compiled for this
     machine is reused) and give the same results, never an illegal instruction."""
-    script = textwrap.dedent("""
-        import numpy as np, minirnn
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((3, 7, 5)).astype(np.float32)
-        layer = minirnn.LSTM(20, return_sequences=True, seed=0)
-        y64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
-        np.save(__import__("sys").argv[1], layer(x))
-        np.save(__import__("sys").argv[1] + ".64.npy", y64)
-    """)
-    path = tmp_path / "haswell.npy"
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(path)], capture_output=True, text=True,
-        timeout=600, cwd=ROOT, env={**os.environ, "NUMBA_CPU_NAME": "haswell",
-                                    "NUMBA_CPU_FEATURES": "",
-                                    "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    result = HASWELL.result()
     assert result.returncode == 0, result.stderr[-2000:]
+    path = os.path.join(HASWELL.folder, "haswell.npy")
     x = np.random.default_rng(0).standard_normal((3, 7, 5)).astype(np.float32)
     here = minirnn.LSTM(20, return_sequences=True, seed=0)(x)
     here64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
     # Same chains of fused multiply-adds in the same order: the same bits.
     np.testing.assert_array_equal(np.load(path), here)
-    np.testing.assert_array_equal(np.load(str(path) + ".64.npy"), here64)
-    index = list((tmp_path / "cache").rglob("*.nbi"))
+    np.testing.assert_array_equal(np.load(path + ".64.npy"), here64)
+    index = glob.glob(os.path.join(HASWELL.folder, "cache", "**", "*.nbi"), recursive=True)
     assert index, "no Numba cache was written"
 
 
@@ -335,3 +340,28 @@ def test_keras2_hard_sigmoid_in_the_kernels():
                                             **{argument: "hard_sigmoid"})
             keras3.set_weights(fast.get_weights())
             assert np.abs(keras3(x) - fast(x)).max() > 1e-3  # Keras 3's is another formula
+
+
+@pytest.mark.parametrize("B, T, D, M", [(1, 3, 500, 3), (3, 4, 384, 9), (2, 3, 13, 40),
+                                        (5, 2, 400, 7), (4, 2, 7, 385), (1, 2, 6, 390)])
+def test_exact_mode_gets_onednn_bits_from_the_tiles(B, T, D, M):
+    """The exact (bitwise) mode takes the packed tiles where oneDNN sums one chain
+    over k (K <= 384, or one row) and minirnn.exact's blocked chains elsewhere: the
+    same bits either way as minirnn.exact alone, for every product of the layer."""
+    from minirnn import kernels, layers
+    layer = minirnn.LSTM(M, return_sequences=True)
+    layer.set_weights(random_weights("LSTM", D, M, dtype="float32", seed=B + M))
+    x = RNG.standard_normal((B, T, D)).astype(np.float32)
+    none = layers._NO_PANELS["float32"]
+
+    def run(panels):
+        h, c = np.random.default_rng(1).standard_normal((2, B, M)).astype(np.float32)
+        output, outputs = np.zeros((B, M), np.float32), np.empty((B, T, M), np.float32)
+        kernels.lstm_sequence(x, layer._w, layer._u, layer._b, h, c, layers._NO_MASK, False,
+                              False, False, True, kernels.TANH, kernels.SIGMOID, outputs,
+                              output, False, True, *panels)
+        return outputs, h, c
+
+    tiles, chains = run(layer._panels), run((none, none))
+    for a, b in zip(tiles, chains):
+        np.testing.assert_array_equal(a, b)
