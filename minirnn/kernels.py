@@ -418,20 +418,29 @@ def _small_product(a, b, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _product(a, b, panels, out, exact, rows_per_product):
-    """out = a @ b: with exact, summed in oneDNN's order (minirnn.exact); small
-    weights by plain loops; else from b's packed panels where the layer packed
-    them (minirnn.gemm); else BLAS.
+def _exact_product(a, b, panels, out, rows_per_product):
+    """out = a @ b summed as oneDNN sums a product of ``rows_per_product`` rows.
 
     Where oneDNN sums each output as one chain over k (K up to 384, or a single
-    row), the packed tiles sum in exactly that order, so the exact mode takes
-    them too; other exact products go through minirnn.exact's blocked chains."""
+    row), the packed tiles sum in exactly that order, so they do it; other
+    products go through minirnn.exact's blocked chains."""
+    if panels.shape[0] > 0 and (rows_per_product == 1 or b.shape[0] <= _exact.ONEDNN_K_BLOCK):
+        _packed_product(a, panels, out)
+    elif out.shape[1] == b.shape[1]:
+        _exact.matmul(a, b, out, rows_per_product)
+    else:  # out is as wide as the panels; a strided view of it would not vectorise
+        part = np.empty((a.shape[0], b.shape[1]), out.dtype)
+        _exact.matmul(a, b, part, rows_per_product)
+        out[:, :b.shape[1]] = part
+
+
+@njit(cache=True, error_model="numpy")
+def _product(a, b, panels, out, exact, rows_per_product):
+    """out = a @ b: with exact, summed in oneDNN's order (_exact_product); small
+    weights by plain loops; else from b's packed panels where the layer packed
+    them (minirnn.gemm); else BLAS."""
     if exact:
-        if panels.shape[0] > 0 and (rows_per_product == 1 or
-                                    b.shape[0] <= _exact.ONEDNN_K_BLOCK):
-            _packed_product(a, panels, out)
-        else:  # out may be as wide as the panels: the padded columns stay unused
-            _exact.matmul(a, b, out[:, :b.shape[1]], rows_per_product)
+        _exact_product(a, b, panels, out, rows_per_product)
     elif b.size <= _SMALL_WEIGHTS:
         _small_product(a, b, out)
     elif panels.shape[0] > 0:
