@@ -42,7 +42,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["PANEL", "pack", "matmul", "padded", "panel_width"]
+__all__ = ["PANEL", "pack", "matmul", "matmul_over", "padded", "panel_width"]
 
 VECTOR_BYTES = 64       # 512 bits
 LANES = 16              # float32 values per vector
@@ -86,19 +86,19 @@ def _tile(rows, width=1):
     least 8 independent sums in flight."""
 
     @intrinsic
-    def tile(typingctx, a, i0, panels, p, out):
+    def tile(typingctx, a, i0, panels, p, out, k0, k1):
         if not all(isinstance(t, types.Array) and t.dtype in (types.float32, types.float64)
                    and t.dtype == a.dtype and t.ndim == n
                    for t, n in ((a, 2), (panels, 3), (out, 2))):
             return None
-        signature = types.void(a, i0, panels, p, out)
+        signature = types.void(a, i0, panels, p, out, k0, k1)
         double = a.dtype == types.float64
         item = 8 if double else 4                      # bytes per value
         lanes = VECTOR_BYTES // item
         row_bytes = 2 * VECTOR_BYTES                   # one k step of a panel
 
         def codegen(context, builder, sig, args):
-            a_arr, i0_v, panels_arr, p_v, out_arr = args
+            a_arr, i0_v, panels_arr, p_v, out_arr, k0_v, k1_v = args
             A = context.make_array(sig.args[0])(context, builder, a_arr)
             P = context.make_array(sig.args[2])(context, builder, panels_arr)
             O = context.make_array(sig.args[4])(context, builder, out_arr)
@@ -125,8 +125,8 @@ def _tile(rows, width=1):
             acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(parts)]
                    for _ in range(rows)]
             splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-            with cgutils.for_range(builder, K) as loop:
-                k = loop.index
+            with cgutils.for_range(builder, builder.sub(k1_v, k0_v)) as loop:
+                k = builder.add(loop.index, k0_v)
                 b_row = builder.add(panel_start, builder.mul(k, const(row_bytes)))
                 b = []
                 for part in range(parts):
@@ -167,24 +167,24 @@ _tile2x2, _tile1x4 = _tile(2, 2), _tile(1, 4)  # the last rows: more panels per 
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _last_rows(a, panels, out, i, r1):
+def _last_rows(a, panels, out, i, r1, k0, k1):
     """Rows i .. r1-1 (at most 3) of the product, several panels per tile."""
     n_panels = panels.shape[0]
     if i + 2 <= r1:
         p = 0
         while p + 2 <= n_panels:
-            _tile2x2(a, i, panels, p, out)
+            _tile2x2(a, i, panels, p, out, k0, k1)
             p += 2
         if p < n_panels:
-            _tile2(a, i, panels, p, out)
+            _tile2(a, i, panels, p, out, k0, k1)
         i += 2
     if i < r1:
         p = 0
         while p + 4 <= n_panels:
-            _tile1x4(a, i, panels, p, out)
+            _tile1x4(a, i, panels, p, out, k0, k1)
             p += 4
         while p < n_panels:
-            _tile1(a, i, panels, p, out)
+            _tile1(a, i, panels, p, out, k0, k1)
             p += 1
 
 
@@ -197,11 +197,19 @@ def matmul(a, panels, out):
     padded columns receive zeros' products). Shapes are checked here: the tiles
     index unchecked.
     """
+    matmul_over(a, panels, out, 0, a.shape[1])
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def matmul_over(a, panels, out, k0, k1):
+    """out[:, :padded(N)] = a[:, k0:k1] @ W[k0:k1], each output one chain over k
+    from k0, starting from zero (as :func:`matmul`, which is the case k0 = 0, k1 = K).
+    The bitwise mode sums a product in blocks of k this way (minirnn.exact)."""
     R, K = a.shape
     n_panels, item = panels.shape[0], a.itemsize
     width = 2 * VECTOR_BYTES // item
     if (panels.shape[1] != K or panels.shape[2] != width or out.shape[0] != R
-            or out.shape[1] < n_panels * width):
+            or out.shape[1] < n_panels * width or not 0 <= k0 <= k1 <= K):
         raise ValueError("gemm.matmul: operand shapes disagree")
     # The tiles step through rows by their strides and along a row by one value.
     if (a.strides[1] != item or out.strides[1] != item or panels.strides[2] != item
@@ -215,9 +223,9 @@ def matmul(a, panels, out):
         for p in range(n_panels):
             i = r0
             while i + 8 <= fours:
-                _tile8(a, i, panels, p, out)
+                _tile8(a, i, panels, p, out, k0, k1)
                 i += 8
             if i < fours:
-                _tile4(a, i, panels, p, out)
+                _tile4(a, i, panels, p, out, k0, k1)
         if fours < r1:
-            _last_rows(a, panels, out, fours, r1)
+            _last_rows(a, panels, out, fours, r1, k0, k1)

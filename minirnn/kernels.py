@@ -383,16 +383,17 @@ def _chunk_steps(B, T, width):
     return max(1, min(T, _CHUNK_ELEMENTS // max(1, B * width)))
 
 
-def _packed_product(a, panels, out):
-    """out = a @ W from W's packed panels (minirnn.gemm), panels of a's dtype."""
+def _packed_product(a, panels, out, k0, k1):
+    """out = a[:, k0:k1] @ W[k0:k1] from W's packed panels (minirnn.gemm), panels
+    of a's dtype."""
 
 
 @overload(_packed_product)
-def _packed_product_overload(a, panels, out):
+def _packed_product_overload(a, panels, out, k0, k1):
     if a.dtype == panels.dtype:
-        return lambda a, panels, out: _gemm.matmul(a, panels, out)
+        return lambda a, panels, out, k0, k1: _gemm.matmul_over(a, panels, out, k0, k1)
 
-    def refuse(a, panels, out):  # compiled for "no panels" of another dtype, never run
+    def refuse(a, panels, out, k0, k1):  # compiled for "no panels" of another dtype, never run
         raise ValueError("packed panels of another dtype than the operand")
     return refuse
 
@@ -419,19 +420,29 @@ def _small_product(a, b, out):
 
 @njit(cache=True, error_model="numpy")
 def _exact_product(a, b, panels, out, rows_per_product):
-    """out = a @ b summed as oneDNN sums a product of ``rows_per_product`` rows.
+    """out = a @ b summed as oneDNN sums a product of ``rows_per_product`` rows
+    (minirnn.exact): one chain of fused multiply-adds over each block of k from
+    zero, the blocks' sums added left to right.
 
-    Where oneDNN sums each output as one chain over k (K up to 384, or a single
-    row), the packed tiles sum in exactly that order, so they do it; other
-    products go through minirnn.exact's blocked chains."""
-    if panels.shape[0] > 0 and (rows_per_product == 1 or b.shape[0] <= _exact.ONEDNN_K_BLOCK):
-        _packed_product(a, panels, out)
-    elif out.shape[1] == b.shape[1]:
-        _exact.matmul(a, b, out, rows_per_product)
-    else:  # out is as wide as the panels; a strided view of it would not vectorise
-        part = np.empty((a.shape[0], b.shape[1]), out.dtype)
-        _exact.matmul(a, b, part, rows_per_product)
-        out[:, :b.shape[1]] = part
+    Each block is a chain in the order the packed tiles sum, so the tiles compute
+    it (gemm.matmul_over); without panels, minirnn.exact does."""
+    bounds = _exact._k_bounds(b.shape[0], rows_per_product == 1)
+    if panels.shape[0] == 0:
+        if out.shape[1] == b.shape[1]:
+            _exact.matmul(a, b, out, rows_per_product)
+        else:  # out is wider (whole panels); minirnn.exact on a strided view is slow
+            part = np.empty((a.shape[0], b.shape[1]), out.dtype)
+            _exact.matmul(a, b, part, rows_per_product)
+            out[:, :b.shape[1]] = part
+        return
+    _packed_product(a, panels, out, bounds[0], bounds[1])
+    if bounds.size > 2:
+        part = np.empty_like(out)
+        for n in range(1, bounds.size - 1):
+            _packed_product(a, panels, part, bounds[n], bounds[n + 1])
+            for i in range(out.shape[0]):
+                for j in range(out.shape[1]):
+                    out[i, j] = out[i, j] + part[i, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -444,7 +455,7 @@ def _product(a, b, panels, out, exact, rows_per_product):
     elif b.size <= _SMALL_WEIGHTS:
         _small_product(a, b, out)
     elif panels.shape[0] > 0:
-        _packed_product(a, panels, out)
+        _packed_product(a, panels, out, 0, a.shape[1])
     else:
         np.dot(a, b, out)
 

@@ -345,9 +345,10 @@ def test_keras2_hard_sigmoid_in_the_kernels():
 @pytest.mark.parametrize("B, T, D, M", [(1, 3, 500, 3), (3, 4, 384, 9), (2, 3, 13, 40),
                                         (5, 2, 400, 7), (4, 2, 7, 385), (1, 2, 6, 390)])
 def test_exact_mode_gets_onednn_bits_from_the_tiles(B, T, D, M):
-    """The exact (bitwise) mode takes the packed tiles where oneDNN sums one chain
-    over k (K <= 384, or one row) and minirnn.exact's blocked chains elsewhere: the
-    same bits either way as minirnn.exact alone, for every product of the layer."""
+    """The exact (bitwise) mode sums each of oneDNN's blocks of k (one block for
+    K <= 384 or one row; two or more above) with the packed tiles, and adds the
+    blocks' sums left to right: the same bits as minirnn.exact alone, for every
+    product of the layer."""
     from minirnn import kernels, layers
     layer = minirnn.LSTM(M, return_sequences=True)
     layer.set_weights(random_weights("LSTM", D, M, dtype="float32", seed=B + M))
