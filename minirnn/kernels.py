@@ -426,7 +426,6 @@ def _exact_product(a, b, panels, out, rows_per_product):
 
     Each block is a chain in the order the packed tiles sum, so the tiles compute
     it (gemm.matmul_over); without panels, minirnn.exact does."""
-    bounds = _exact._k_bounds(b.shape[0], rows_per_product == 1)
     if panels.shape[0] == 0:
         if out.shape[1] == b.shape[1]:
             _exact.matmul(a, b, out, rows_per_product)
@@ -435,6 +434,7 @@ def _exact_product(a, b, panels, out, rows_per_product):
             _exact.matmul(a, b, part, rows_per_product)
             out[:, :b.shape[1]] = part
         return
+    bounds = _exact._k_bounds(b.shape[0], rows_per_product == 1)
     _packed_product(a, panels, out, bounds[0], bounds[1])
     if bounds.size > 2:
         part = np.empty_like(out)

@@ -491,7 +491,7 @@ class _Recurrent(_Configurable):
 
     def _packed(self, weights):
         """``weights`` packed for minirnn.gemm (the bitwise mode uses them too,
-        where oneDNN's summation order is the tiles' order; see kernels._product)."""
+        summing oneDNN's blocks of k on them; see kernels._exact_product)."""
         return gemm.pack(weights)
 
     def _products(self, input_dim):
