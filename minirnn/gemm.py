@@ -99,6 +99,8 @@ def _tile(rows, width=1):
 
         def codegen(context, builder, sig, args):
             a_arr, i0_v, panels_arr, p_v, out_arr, k0_v, k1_v = args
+            k0_v, k1_v = (context.cast(builder, v, t, types.int64)
+                          for v, t in ((k0_v, sig.args[5]), (k1_v, sig.args[6])))
             A = context.make_array(sig.args[0])(context, builder, a_arr)
             P = context.make_array(sig.args[2])(context, builder, panels_arr)
             O = context.make_array(sig.args[4])(context, builder, out_arr)

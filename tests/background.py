@@ -12,10 +12,11 @@ whose job has not started yet) still works: ``result()`` starts the child.
 
 A job must not depend on anything the other tests change (files, environment
 variables): it gets its own scratch folder, ``job.folder``, and the environment
-at the time it starts. It also gets its own copy of the kernels' Numba cache
-(unless its environment names a cache directory): Numba's cache is not safe for
-processes that compile the same functions at once, so the child reads what the
-suite has compiled so far and writes only to its copy.
+as it was when collection ends (tests may change it later). It also gets its own copy of the
+kernels' Numba cache, made then too (unless its environment names a cache
+directory): Numba's cache is not safe for processes that compile the same
+functions at once, so the child reads what was compiled before the session and
+writes only to its copy.
 """
 
 import glob
@@ -45,33 +46,51 @@ class Job:
         self.code, self.args, self.env, self.timeout = code, list(args), dict(env or {}), timeout
         self.cwd = cwd
         self.folder = None
+        self._command = self._environ = None
         self._process = None
-        self._timed_out = False
+        self._timed_out = self._stopped = False
         self._lock = threading.Lock()
 
-    def start(self):
+    def prepare(self, environ):
+        """Make the job's folder, its environment (``environ`` with the job's own
+        variables) and its copy of the Numba cache; the child starts later. Done
+        on the main thread when collection ends, before any test can change the
+        environment or write to the cache."""
         with self._lock:
-            if self._process is not None:
+            if self.folder is not None:
                 return
             self.folder = tempfile.mkdtemp(prefix="minirnn-test-")
             fill = lambda value: value.replace("{folder}", self.folder)  # noqa: E731
-            env = dict(os.environ)
+            env = dict(environ)
             for name, value in self.env.items():
                 if value is None:
                     env.pop(name, None)
                 else:
                     env[name] = fill(value)
             if "NUMBA_CACHE_DIR" not in self.env:
-                env["NUMBA_CACHE_DIR"] = _copy_of_the_cache(os.path.join(self.folder, "numba"))
+                env["NUMBA_CACHE_DIR"] = _copy_of_the_cache(os.path.join(self.folder, "numba"),
+                                                            environ)
+            self._environ = env
+            self._command = ([sys.executable, "-c", self.code, *map(fill, self.args)],
+                             fill(self.cwd))
+
+    def start(self):
+        """Start the child (preparing it first if needed); never after stop()."""
+        self.prepare(os.environ)
+        with self._lock:
+            if self._process is not None or self._stopped:
+                return
+            argv, cwd = self._command
             # Files, not pipes: nobody has to drain them while the child runs.
             with open(self._path("stdout"), "w") as out, open(self._path("stderr"), "w") as err:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-c", self.code, *map(fill, self.args)],
-                    cwd=fill(self.cwd), env=env, stdout=out, stderr=err)
+                self._process = subprocess.Popen(argv, cwd=cwd, env=self._environ,
+                                                 stdout=out, stderr=err)
 
     def wait(self):
         """Start the child if needed and wait for it, killing it after ``timeout``."""
         self.start()
+        if self._process is None:  # stopped before it started
+            return
         try:
             self._process.wait(timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -90,8 +109,10 @@ class Job:
                                                out.read(), err.read())
 
     def stop(self):
-        """Kill the child if it still runs and remove its folder (end of session)."""
+        """Kill the child if it still runs and remove its folder (end of session);
+        a job stopped before its start never starts."""
         with self._lock:
+            self._stopped = True
             if self._process is not None and self._process.poll() is None:
                 self._process.kill()
                 self._process.wait()
@@ -103,8 +124,12 @@ class Job:
 
 
 def run_one_by_one(jobs):
-    """Run ``jobs`` in turn on a daemon thread (one child at a time, so that the
-    pytest process keeps a core); returns the thread."""
+    """Prepare ``jobs`` here, then run them in turn on a daemon thread (one child at
+    a time, so that the pytest process keeps a core); returns the thread."""
+    environ = dict(os.environ)
+    for job in jobs:
+        job.prepare(environ)
+
     def run():
         for job in jobs:
             job.wait()
@@ -113,22 +138,31 @@ def run_one_by_one(jobs):
     return thread
 
 
-def _copy_of_the_cache(root):
-    """Copy the compiled kernels of minirnn (as Numba finds them in this process's
-    environment) to where Numba looks with NUMBA_CACHE_DIR=root; return root."""
+def _copy_of_the_cache(root, environ):
+    """Copy minirnn's compiled kernels (where Numba finds them with ``environ``) to
+    where Numba looks with NUMBA_CACHE_DIR=root; return root.
+
+    Only files written since their module's source last changed are copied (older
+    ones belong to code that no longer exists), each under a temporary name first,
+    so that a failed copy never leaves a truncated file for the child to load."""
     from numba.core.caching import UserProvidedCacheLocator
     package = os.path.join(ROOT, "minirnn")
     subpath = UserProvidedCacheLocator.get_suitable_cache_subpath(
         os.path.join(package, "kernels.py"))
-    shared = os.environ.get("NUMBA_CACHE_DIR")
+    shared = environ.get("NUMBA_CACHE_DIR")
     source = os.path.join(shared, subpath) if shared else os.path.join(package, "__pycache__")
     target = os.path.join(root, subpath)
     os.makedirs(target, exist_ok=True)
-    # Data before indexes: an index copied last never names data that is missing.
-    for pattern in ("*.nbc", "*.nbi"):
-        for path in glob.glob(os.path.join(source, pattern)):
-            try:
-                shutil.copy2(path, target)
-            except OSError:  # replaced while copied: the child compiles it again
-                pass
+    for path in glob.glob(os.path.join(source, "*.nb[ic]")):
+        name = os.path.basename(path)
+        module = os.path.join(package, name.split(".")[0] + ".py")
+        partial = os.path.join(target, name + ".partial")
+        try:
+            if os.path.getmtime(path) < os.path.getmtime(module):
+                continue
+            shutil.copy2(path, partial)
+            os.replace(partial, os.path.join(target, name))
+        except OSError:  # gone, or no room: the child compiles that function again
+            if os.path.exists(partial):
+                os.remove(partial)
     return root

@@ -366,3 +366,24 @@ def test_exact_mode_gets_onednn_bits_from_the_tiles(B, T, D, M):
     tiles, chains = run(layer._panels), run((none, none))
     for a, b in zip(tiles, chains):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_over_a_range_of_k(dtype):
+    """matmul_over(a, panels, out, k0, k1) is matmul of a[:, k0:k1] by W[k0:k1]: the
+    same chains, bit for bit, for any integer type of the bounds; bad bounds raise."""
+    a = RNG.standard_normal((11, 45)).astype(dtype)
+    w = RNG.standard_normal((45, 37)).astype(dtype)
+    panels = gemm.pack(w)
+    width = panels.shape[0] * panels.shape[2]
+    for k0, k1 in [(0, 45), (3, 17), (17, 45), (44, 45)]:
+        ranged, sliced = np.empty((11, width), dtype), np.empty((11, width), dtype)
+        gemm.matmul_over(a, panels, ranged, np.int32(k0), np.int16(k1))
+        gemm.matmul(np.ascontiguousarray(a[:, k0:k1]), gemm.pack(w[k0:k1]), sliced)
+        np.testing.assert_array_equal(ranged[:, :37], sliced[:, :37])
+    out = np.ones((11, width), dtype)
+    gemm.matmul_over(a, panels, out, 9, 9)  # an empty range: sums of nothing
+    assert not out.any()
+    for k0, k1 in [(-1, 5), (5, 4), (0, 46)]:
+        with pytest.raises(ValueError, match="operand shapes disagree"):
+            gemm.matmul_over(a, panels, out, k0, k1)
