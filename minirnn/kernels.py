@@ -425,14 +425,10 @@ def _exact_product(a, b, panels, out, rows_per_product):
     zero, the blocks' sums added left to right.
 
     Each block is a chain in the order the packed tiles sum, so the tiles compute
-    it (gemm.matmul_over); without panels, minirnn.exact does."""
+    it (gemm.matmul_over); without panels (then out is as wide as b, see _width),
+    minirnn.exact does."""
     if panels.shape[0] == 0:
-        if out.shape[1] == b.shape[1]:
-            _exact.matmul(a, b, out, rows_per_product)
-        else:  # out is wider (whole panels); minirnn.exact on a strided view is slow
-            part = np.empty((a.shape[0], b.shape[1]), out.dtype)
-            _exact.matmul(a, b, part, rows_per_product)
-            out[:, :b.shape[1]] = part
+        _exact.matmul(a, b, out, rows_per_product)
         return
     bounds = _exact._k_bounds(b.shape[0], rows_per_product == 1)
     _packed_product(a, panels, out, bounds[0], bounds[1])
@@ -440,9 +436,7 @@ def _exact_product(a, b, panels, out, rows_per_product):
         part = np.empty_like(out)
         for n in range(1, bounds.size - 1):
             _packed_product(a, panels, part, bounds[n], bounds[n + 1])
-            for i in range(out.shape[0]):
-                for j in range(out.shape[1]):
-                    out[i, j] = out[i, j] + part[i, j]
+            out += part
 
 
 @njit(cache=True, error_model="numpy")

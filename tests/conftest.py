@@ -44,8 +44,9 @@ def _job_of(item):
 def pytest_collection_modifyitems(session, config, items):
     """Tests that read a child process go last, so their children have the whole
     session to run in."""
-    items[:] = ([item for item in items if _job_of(item) is None]
-                + [item for item in items if _job_of(item) is not None])
+    last = {item for item in items if _job_of(item) is not None}
+    items[:] = [item for item in items if item not in last] + \
+        [item for item in items if item in last]
 
 
 def pytest_collection_finish(session):
