@@ -42,7 +42,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["PANEL", "pack", "matmul", "matmul_over", "padded", "panel_width"]
+__all__ = ["PANEL", "aligned_empty", "aligned_rows", "pack", "matmul", "matmul_over",
+           "padded", "panel_width"]
 
 VECTOR_BYTES = 64       # 512 bits
 LANES = 16              # float32 values per vector
@@ -62,6 +63,31 @@ def padded(columns, dtype=np.float32):
     return -(-columns // width) * width
 
 
+def aligned_empty(shape, dtype):
+    """An uninitialised array whose first element starts a cache line (64 bytes).
+
+    NumPy aligns its allocations to 16 bytes, Numba's to 32, so a packed panel or a
+    product's output would often start mid-line, and then every 512-bit load or
+    store of the tiles touches two cache lines. Measured on a Xeon (Emerald Rapids),
+    one row times 32 x 256 weights: 53 GFLOP/s with aligned panels, 36 with panels
+    32 bytes off; larger products 4-10% faster."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    buffer = np.empty(n * dtype.itemsize + VECTOR_BYTES, np.uint8)
+    start = -buffer.ctypes.data % VECTOR_BYTES
+    return buffer[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def aligned_rows(like, rows, columns):
+    """A (rows, columns) array of ``like``'s dtype starting a cache line, for the
+    kernels' scratch (see :func:`aligned_empty`)."""
+    n = rows * columns
+    buffer = np.empty(n + VECTOR_BYTES // like.itemsize, like.dtype)
+    start = -buffer.ctypes.data % VECTOR_BYTES // like.itemsize
+    return buffer[start:start + n].reshape((rows, columns))
+
+
 def pack(w):
     """(K, N) float32 or float64 weights as (ceil(N / P), K, P) panels of P =
     panel_width(dtype) columns, zero-padded (a layer's private copy: the kernels
@@ -71,7 +97,8 @@ def pack(w):
         w = w.astype(np.float32)
     K, N = w.shape
     width = panel_width(w.dtype)
-    panels = np.zeros((padded(N, w.dtype) // width, K, width), w.dtype)
+    panels = aligned_empty((padded(N, w.dtype) // width, K, width), w.dtype)
+    panels[...] = 0
     for p in range(panels.shape[0]):
         block = w[:, p * width:(p + 1) * width]
         panels[p, :, :block.shape[1]] = block

@@ -473,8 +473,9 @@ def _check_panels(b, panels):
 def _project_chunk(x, kernel, panels, s0, n, go_backwards, scratch, xw, exact):
     """xw[:n*B] = x @ W for processing steps s0 .. s0+n-1, time-major: row s*B + b.
 
-    Both buffers are allocated once per call of a sequence kernel and reused by
-    every chunk (fresh multi-megabyte allocations cost page faults each time).
+    Both buffers are allocated once per call of a sequence kernel (starting a
+    cache line, gemm.aligned_rows) and reused by every chunk (fresh multi-megabyte
+    allocations cost page faults each time).
     With exact, each step's B rows are summed as Keras' per-step product would be.
     """
     B, T, D = x.shape
@@ -705,10 +706,10 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     steps = _chunk_steps(B, T, max(D, 4 * M))
-    scratch = np.empty((steps * B, D), x.dtype)
-    xw = np.empty((steps * B, _width(kernel, kernel_panels)), x.dtype)
-    z = np.empty((B, _width(recurrent_kernel, recurrent_panels)), x.dtype)
-    phi_c = np.empty(M, x.dtype)
+    scratch = _gemm.aligned_rows(x, steps * B, D)
+    xw = _gemm.aligned_rows(x, steps * B, _width(kernel, kernel_panels))
+    z = _gemm.aligned_rows(x, B, _width(recurrent_kernel, recurrent_panels))
+    phi_c = _gemm.aligned_rows(x, 1, M)[0]
     size = B * M  # elements of one gate tensor, for the exact activations
     fused = act == TANH and rec_act == SIGMOID and not exact  # Keras' defaults
     for s0 in range(0, T, steps):
@@ -772,13 +773,13 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     _check_panels(recurrent_kernel_h, recurrent_h_panels)
     one = typed(h[0, 0], 1.0)
     steps = _chunk_steps(B, T, max(D, 3 * M))
-    scratch = np.empty((steps * B, D), x.dtype)
-    xw = np.empty((steps * B, _width(kernel, kernel_panels)), x.dtype)
-    u = np.empty((B, _width(recurrent_kernel, recurrent_panels)), x.dtype)  # h U (+ b[1])
-    zr = np.empty((B, 2 * M), x.dtype)                        # z and r gates
-    hh = np.empty(M, x.dtype)                                 # candidate
-    rh = np.empty((B, M), x.dtype)                            # r * h (reset_after=False)
-    rhu = np.empty((B, _width(recurrent_kernel_h, recurrent_h_panels)), x.dtype)  # (r*h) U_h
+    scratch = _gemm.aligned_rows(x, steps * B, D)
+    xw = _gemm.aligned_rows(x, steps * B, _width(kernel, kernel_panels))
+    u = _gemm.aligned_rows(x, B, _width(recurrent_kernel, recurrent_panels))  # h U (+ b[1])
+    zr = _gemm.aligned_rows(x, B, 2 * M)      # z and r gates
+    hh = _gemm.aligned_rows(x, 1, M)[0]       # candidate
+    rh = _gemm.aligned_rows(x, B, M)          # r * h (reset_after=False)
+    rhu = _gemm.aligned_rows(x, B, _width(recurrent_kernel_h, recurrent_h_panels))  # (r*h) U_h
     b_in_h = input_bias[2 * M:]
     size = B * M  # elements of one gate tensor, for the exact activations
     # Keras' defaults: one pass per row (reset_after=False needs r before (r*h) U_h)
@@ -847,9 +848,9 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     steps = _chunk_steps(B, T, max(D, M))
-    scratch = np.empty((steps * B, D), x.dtype)
-    xw = np.empty((steps * B, _width(kernel, kernel_panels)), x.dtype)
-    z = np.empty((B, _width(recurrent_kernel, recurrent_panels)), x.dtype)
+    scratch = _gemm.aligned_rows(x, steps * B, D)
+    xw = _gemm.aligned_rows(x, steps * B, _width(kernel, kernel_panels))
+    z = _gemm.aligned_rows(x, B, _width(recurrent_kernel, recurrent_panels))
     size = B * M  # elements of one gate tensor, for the exact activations
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)

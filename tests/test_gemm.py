@@ -108,6 +108,30 @@ def test_pack_layout():
     assert np.all(panels[2, :, 6:] == 0)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_panels_and_scratch_start_a_cache_line(dtype):
+    # NumPy aligns to 16 bytes and Numba to 32; a panel 32 bytes off a cache line
+    # makes every 512-bit load of the tiles touch two lines.
+    rng = np.random.default_rng(3)
+    for K, N in [(1, 1), (3, 12), (64, 256), (128, 512), (7, 97)]:
+        for _ in range(5):  # several allocations: each lands at another offset
+            w = rng.standard_normal((K, N)).astype(dtype)
+            panels = gemm.pack(w)
+            assert panels.ctypes.data % 64 == 0
+            assert panels.dtype == dtype and panels.flags.c_contiguous
+            np.testing.assert_array_equal(
+                panels.transpose(1, 0, 2).reshape(K, -1)[:, :N], w)
+    like = np.zeros(1, dtype)
+    for rows, columns in [(0, 5), (1, 1), (3, 33), (17, 128)]:
+        scratch = gemm.aligned_rows(like, rows, columns)
+        assert scratch.shape == (rows, columns) and scratch.dtype == dtype
+        assert scratch.flags.c_contiguous and scratch.ctypes.data % 64 == 0
+        scratch[...] = 1  # the whole array is writable memory of its own
+        empty = gemm.aligned_empty((rows, columns), dtype)
+        assert empty.shape == (rows, columns) and empty.dtype == dtype
+        assert empty.size == 0 or empty.ctypes.data % 64 == 0  # NumPy moves empty views
+
 @pytest.mark.parametrize("bad", ["rows", "out", "strides"])
 def test_matmul_checks_its_operands(bad):
     a = np.zeros((4, 6), np.float32)
