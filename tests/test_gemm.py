@@ -236,7 +236,7 @@ def test_two_python_threads_at_once(threads):
 
 
 def test_no_thread_keeps_spinning_after_a_call():
-    """The pool's idle threads wait on a queue: after a split call the process
+    """Idle worker threads sleep on a lock: after a split call the process
     uses no CPU while the caller sleeps (in a fresh process, where no other
     library's threads run)."""
     script = textwrap.dedent("""
@@ -256,6 +256,54 @@ def test_no_thread_keeps_spinning_after_a_call():
                             timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout) < 0.05
+
+
+def test_parts_on_workers_return_in_order_and_raise_the_first_error(threads):
+    from minirnn.layers import _run_parts
+
+    threads(3)
+    first, results = _run_parts(lambda: "first", [lambda: 1, lambda: 2])
+    assert (first, results) == ("first", [1, 2])
+    done = []
+
+    def fails(message):
+        def part():
+            time.sleep(0.05)  # the caller must wait for it before raising
+            done.append(message)
+            raise ValueError(message)
+        return part
+
+    with pytest.raises(ValueError, match="one"):
+        _run_parts(lambda: done.append("first"), [fails("one"), fails("two")])
+    assert sorted(done) == ["first", "one", "two"]
+    # the workers are free again, and the next call uses them
+    assert _run_parts(lambda: 0, [lambda: 1, lambda: 2]) == (0, [1, 2])
+
+
+def test_workers_stay_within_the_thread_setting(threads):
+    """Four Python threads splitting calls at once share the workers; a call that
+    finds none idle runs its slices itself. Never more than threads - 1 exist."""
+    threads(2)
+    x = RNG.standard_normal((16, 30, 64)).astype(np.float32)
+    layer = minirnn.LSTM(128, return_sequences=True, seed=3)
+    expected = layer(x)
+    assert layer._split(16, 30)
+    before = [t for t in threading.enumerate() if t.name == "minirnn"]
+    results = []
+
+    def call():
+        results.extend(layer(x) for _ in range(10))
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert len(results) == 40
+    for out in results:
+        np.testing.assert_array_equal(out, expected)
+    workers = [t for t in threading.enumerate() if t.name == "minirnn"]
+    assert 1 <= len(workers) <= max(len(before), 1)  # made only while below 2 - 1
 
 
 def test_set_num_threads_checks_its_argument():
