@@ -78,6 +78,7 @@ _ensure_cache_dir()
 from numba import njit, types  # noqa: E402  (after the cache directory is settled)
 from numba.core.registry import cpu_target  # noqa: E402
 from numba.extending import intrinsic, overload  # noqa: E402
+from llvmlite import ir  # noqa: E402
 
 from . import exact as _exact  # noqa: E402
 from . import gemm as _gemm  # noqa: E402
@@ -127,6 +128,27 @@ def _wide_vectors(typingctx):
         # llvmlite's attribute set names the attributes it knows; this one is a
         # string attribute, which LLVM reads from the function's definition.
         set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def _disjoint_arrays(typingctx):
+    """Tell the compiler that the calling function's array arguments share no memory,
+    so that it needs no run-time overlap checks before a vectorised loop (LLVM's
+    ``noalias`` on each pointer to array data).
+
+    Only for the one-pass rows, whose caller passes rows of distinct arrays and
+    checks that the states, output and biases do not overlap (``_overlap``): with
+    overlapping arrays this promise would make the results silently wrong. Measured
+    on a Xeon (Emerald Rapids): an LSTM row 14% faster at M = 128, 19% at M = 64.
+    """
+    def codegen(context, builder, signature, args):
+        for argument in builder.function.args:
+            pointer = argument.type
+            if isinstance(pointer, ir.PointerType) and not pointer.is_opaque \
+                    and isinstance(pointer.pointee, (ir.FloatType, ir.DoubleType)):
+                argument.add_attribute("noalias")
         return context.get_dummy_value()
     return types.none(), codegen
 
@@ -602,9 +624,11 @@ def _lstm_row(z, xw, bias, c, h, out, bias_first):
 
     with z = (xW + hU) + b, or (xW + b) + hU when bias_first; z: the row of h U,
     xw: the row of x W. Writes c and h in place and h into out. Each element is
-    computed as the gate-by-gate pass in lstm_sequence computes it.
+    computed as the gate-by-gate pass in lstm_sequence computes it. The arrays
+    must not overlap (lstm_sequence checks).
     """
     _wide_vectors()
+    _disjoint_arrays()
     M = c.size
     for j in range(M):
         zi = _preactivation(xw[j], z[j], bias[j], bias_first)
@@ -629,9 +653,11 @@ def _gru_row(u, xw, input_bias, recurrent_bias, h, out):
         h' = z * h + (1 - z) * hh
 
     u: the row of h U; b = input_bias, b' = recurrent_bias. Writes h in place and
-    into out, each element as gru_sequence's gate-by-gate pass computes it.
+    into out, each element as gru_sequence's gate-by-gate pass computes it. The
+    arrays must not overlap (gru_sequence checks).
     """
     _wide_vectors()
+    _disjoint_arrays()
     M = h.size
     one = typed(h[0], 1.0)
     for j in range(M):
@@ -650,6 +676,36 @@ def _copy(source, target):
     Numba's general slice assignment at the few units of small layers."""
     for j in range(target.size):
         target[j] = source[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _span(a):
+    """(first, last + 1) byte address that array ``a`` touches; (0, 0) when empty."""
+    first = last = a.ctypes.data
+    for d in range(a.ndim):
+        if a.shape[d] == 0:
+            return 0, 0
+        reach = (a.shape[d] - 1) * a.strides[d]
+        if reach < 0:
+            first += reach
+        else:
+            last += reach
+    return first, last + a.itemsize
+
+
+@njit(cache=True, error_model="numpy")
+def _overlap(a, b):
+    """Whether the memory spans of a and b intersect (conservative: two interleaved
+    views count as overlapping)."""
+    a0, a1 = _span(a)
+    b0, b1 = _span(b)
+    return a0 < b1 and b0 < a1
+
+
+@njit(cache=True, error_model="numpy")
+def _shared(bias, a, b):
+    """Whether the written arrays a and b overlap each other or the bias."""
+    return _overlap(a, b) or _overlap(bias, a) or _overlap(bias, b)
 
 
 @njit(cache=True, error_model="numpy")
@@ -703,6 +759,9 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     output, return_sequences)
     if bias.shape[0] != 4 * M or c.shape[0] != B or c.shape[1] != M:
         raise ValueError("lstm_sequence: the bias or c does not fit")
+    if _shared(bias, h, c) or _shared(bias, h, output) or _shared(bias, c, output):
+        # _lstm_row relies on it
+        raise ValueError("lstm_sequence: h, c, output and bias must not share memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     steps = _chunk_steps(B, T, max(D, 4 * M))
@@ -768,6 +827,8 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
             or (not reset_after and (recurrent_kernel_h.shape[0] != M
                                      or recurrent_kernel_h.shape[1] != M))):
         raise ValueError("gru_sequence: the kernel, biases or recurrent_kernel_h do not fit")
+    if _shared(input_bias, h, output) or _shared(recurrent_bias, h, output):
+        raise ValueError("gru_sequence: h, output and the biases must not share memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     _check_panels(recurrent_kernel_h, recurrent_h_panels)

@@ -258,3 +258,52 @@ def test_one_pass_rows_vectorise(row, dtype):
     ir = fresh.inspect_llvm(fresh.signatures[0])
     kind = "float" if dtype == np.float32 else "double"
     assert re.search(rf"fdiv (?:[a-z]+ )*<\d+ x {kind}>", ir), "the row loop did not vectorise"
+
+
+def _lstm_call(h, c, output, bias, x, w, u):
+    no_mask, outs = np.ones((1, 1), bool), np.zeros((1, 1, 1), np.float32)
+    none = np.zeros((0, 1, 32), np.float32)
+    kernels.lstm_sequence(x, w, u, bias, h, c, no_mask, False, False, False, False, 1, 2,
+                          outs, output, False, False, none, none)
+
+
+def test_sequence_kernels_refuse_overlapping_states():
+    """The one-pass rows are compiled on the promise that the states, the output and
+    the biases share no memory (_disjoint_arrays); the kernels check it first."""
+    rng = np.random.default_rng(5)
+    B, T, D, M = 2, 3, 3, 5
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    w = rng.standard_normal((D, 4 * M)).astype(np.float32)
+    u = rng.standard_normal((M, 4 * M)).astype(np.float32)
+    bias = rng.standard_normal(4 * M).astype(np.float32)
+    fresh = lambda: np.zeros((B, M), np.float32)  # noqa: E731
+    block = np.zeros((4 * B, M), np.float32)  # disjoint rows of one array are fine
+    h, c, output = block[:B], block[B:2 * B], block[2 * B:3 * B]
+    _lstm_call(h, c, output, bias, x, w, u)
+    h2, c2, output2 = fresh(), fresh(), fresh()
+    _lstm_call(h2, c2, output2, bias, x, w, u)
+    np.testing.assert_array_equal(h, h2)
+    np.testing.assert_array_equal(c, c2)
+    np.testing.assert_array_equal(output, output2)
+    shared = fresh()
+    for args in [(shared, shared, fresh()), (shared, fresh(), shared),
+                 (fresh(), shared, shared), (block[:B], block[1:B + 1], fresh())]:
+        with pytest.raises(ValueError, match="must not share memory"):
+            _lstm_call(*args, bias, x, w, u)
+    flat = np.zeros(4 * M + B * M, np.float32)  # the bias running into h
+    with pytest.raises(ValueError, match="must not share memory"):
+        _lstm_call(flat[4 * M - 1:4 * M - 1 + B * M].reshape(B, M), fresh(), fresh(),
+                   flat[:4 * M], x, w, u)
+    no_mask, outs = np.ones((1, 1), bool), np.zeros((1, 1, 1), np.float32)
+    none = np.zeros((0, 1, 32), np.float32)
+    wg = rng.standard_normal((D, 3 * M)).astype(np.float32)
+    ug = rng.standard_normal((M, 3 * M)).astype(np.float32)
+    b_in, b_rec = (rng.standard_normal(3 * M).astype(np.float32) for _ in range(2))
+    flat = np.zeros(3 * M + B * M, np.float32)  # the recurrent bias running into h
+    for h, output, recurrent_bias in [
+            (shared, shared, b_rec),
+            (flat[3 * M - 1:3 * M - 1 + B * M].reshape(B, M), fresh(), flat[:3 * M])]:
+        with pytest.raises(ValueError, match="must not share memory"):
+            kernels.gru_sequence(x, wg, ug, np.zeros((1, 1), np.float32), b_in,
+                                 recurrent_bias, True, h, no_mask, False, False, False,
+                                 False, 1, 2, outs, output, False, none, none, none)
