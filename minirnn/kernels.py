@@ -681,7 +681,7 @@ def _copy(source, target):
 @njit(cache=True, error_model="numpy")
 def _span(a):
     """(first, last + 1) byte address that array ``a`` touches; (0, 0) when empty."""
-    first = last = a.ctypes.data
+    first = last = np.intp(a.ctypes.data)  # signed, as the strides (not float64)
     for d in range(a.ndim):
         if a.shape[d] == 0:
             return 0, 0

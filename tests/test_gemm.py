@@ -127,7 +127,7 @@ def test_panels_and_scratch_start_a_cache_line(dtype):
         scratch = gemm.aligned_rows(like, rows, columns)
         assert scratch.shape == (rows, columns) and scratch.dtype == dtype
         assert scratch.flags.c_contiguous and scratch.ctypes.data % 64 == 0
-        scratch[...] = 1  # the whole array is writable memory of its own
+        scratch[...] = 1  # writable
         empty = gemm.aligned_empty((rows, columns), dtype)
         assert empty.shape == (rows, columns) and empty.dtype == dtype
         assert empty.size == 0 or empty.ctypes.data % 64 == 0  # NumPy moves empty views
@@ -280,15 +280,29 @@ def test_parts_on_workers_return_in_order_and_raise_the_first_error(threads):
     assert _run_parts(lambda: 0, [lambda: 1, lambda: 2]) == (0, [1, 2])
 
 
+def _workers():
+    return [t for t in threading.enumerate() if t.name == "minirnn"]
+
+
+def _wait_until(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
 def test_workers_stay_within_the_thread_setting(threads):
-    """Four Python threads splitting calls at once share the workers; a call that
-    finds none idle runs its slices itself. Never more than threads - 1 exist."""
-    threads(2)
-    x = RNG.standard_normal((16, 30, 64)).astype(np.float32)
+    """Lowering the setting ends the extra workers; four Python threads splitting
+    calls at once share the workers (a call that finds none idle runs its slices
+    itself), and never more than threads - 1 exist."""
+    threads(4)
+    x = RNG.standard_normal((24, 30, 64)).astype(np.float32)
     layer = minirnn.LSTM(128, return_sequences=True, seed=3)
     expected = layer(x)
-    assert layer._split(16, 30)
-    before = [t for t in threading.enumerate() if t.name == "minirnn"]
+    assert layer._split(24, 30)
+    assert 1 <= len(_workers()) <= 3
+    threads(2)
+    assert _wait_until(lambda: len(_workers()) <= 1), _workers()
     results = []
 
     def call():
@@ -302,8 +316,32 @@ def test_workers_stay_within_the_thread_setting(threads):
     assert len(results) == 40
     for out in results:
         np.testing.assert_array_equal(out, expected)
-    workers = [t for t in threading.enumerate() if t.name == "minirnn"]
-    assert 1 <= len(workers) <= max(len(before), 1)  # made only while below 2 - 1
+    assert len(_workers()) <= 1
+    threads(1)
+    assert _wait_until(lambda: not _workers()), _workers()
+
+
+def test_an_error_on_the_calling_thread_leaves_no_worker_behind(threads):
+    from minirnn import layers
+    from minirnn.layers import _run_parts
+
+    threads(3)
+    ran_on = []
+
+    def part():
+        time.sleep(0.05)  # still running when the caller's part fails
+        ran_on.append(threading.current_thread().name)
+        return 1
+
+    def fails():
+        raise KeyboardInterrupt  # as a Ctrl-C in the caller's slice would
+
+    with pytest.raises(KeyboardInterrupt):
+        _run_parts(fails, [part, part])
+    assert ran_on == ["minirnn", "minirnn"]  # the caller waited for both
+    assert _wait_until(lambda: len(layers._idle) == layers._made == 2)
+    assert _run_parts(lambda: 0, [part, part]) == (0, [1, 1])
+    assert ran_on[2:] == ["minirnn", "minirnn"]  # both workers were there again
 
 
 def test_set_num_threads_checks_its_argument():
