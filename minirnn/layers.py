@@ -747,7 +747,7 @@ class _Worker(threading.Thread):
 
     Between parts it sleeps in its inbox (a ``queue.SimpleQueue``), so it costs no
     CPU. Handing it a part is one ``put`` and waiting for it one lock ``acquire``:
-    a round trip of about 30 µs on the project's 2-core Xeon, against about 90 µs
+    a round trip of 20-30 µs on the project's 2-core Xeon, against about 90 µs
     through ``concurrent.futures`` (whose futures, conditions and queues wake
     threads several times per part).
 
@@ -818,9 +818,9 @@ def _take_workers(wanted):
 
 def _run_parts(first, others):
     """Run ``others`` (callables) on worker threads and ``first`` here, wait for
-    all, and raise the first error (the workers' before the caller's); return
-    first's result and the others' results. Parts that find no idle worker run
-    here, after ``first``."""
+    all, and raise: the caller's error if a part here failed, else the first
+    worker's. Return first's result and the others' results. Parts that find no
+    idle worker run here, after ``first``."""
     workers = _take_workers(len(others))
     tasks = [_Task(part) for part in others[:len(workers)]]
     begun = 0
@@ -833,8 +833,8 @@ def _run_parts(first, others):
             results = [part() for part in others[len(workers):]]
     finally:
         # A worker not handed its part (an interrupt just above) is idle as it was;
-        # one that was puts itself back when done. (An interrupt between a put and
-        # the count loses that one worker from the idle set.)
+        # one that was puts itself back when done. (An interrupt inside the loop
+        # above, around one put, can lose that one worker from the idle set.)
         with _idle_lock:
             _idle.update(workers[begun + 1:])
         for task in tasks[:begun]:
