@@ -703,12 +703,6 @@ def _overlap(a, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _shared(bias, a, b):
-    """Whether the written arrays a and b overlap each other or the bias."""
-    return _overlap(a, b) or _overlap(bias, a) or _overlap(bias, b)
-
-
-@njit(cache=True, error_model="numpy")
 def _check_operands(x, kernel, width, recurrent_kernel, recurrent_width, h, mask, use_mask,
                     outputs, output, return_sequences):
     """Raise ValueError unless the operands of a sequence kernel agree with x (B, T, D)
@@ -759,8 +753,8 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     output, return_sequences)
     if bias.shape[0] != 4 * M or c.shape[0] != B or c.shape[1] != M:
         raise ValueError("lstm_sequence: the bias or c does not fit")
-    if _shared(bias, h, c) or _shared(bias, h, output) or _shared(bias, c, output):
-        # _lstm_row relies on it
+    if (_overlap(h, c) or _overlap(h, output) or _overlap(c, output) or _overlap(bias, h)
+            or _overlap(bias, c) or _overlap(bias, output)):  # _lstm_row relies on it
         raise ValueError("lstm_sequence: h, c, output and bias must not share memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
@@ -827,7 +821,8 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
             or (not reset_after and (recurrent_kernel_h.shape[0] != M
                                      or recurrent_kernel_h.shape[1] != M))):
         raise ValueError("gru_sequence: the kernel, biases or recurrent_kernel_h do not fit")
-    if _shared(input_bias, h, output) or _shared(recurrent_bias, h, output):
+    if (_overlap(h, output) or _overlap(input_bias, h) or _overlap(input_bias, output)
+            or _overlap(recurrent_bias, h) or _overlap(recurrent_bias, output)):
         raise ValueError("gru_sequence: h, output and the biases must not share memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)

@@ -706,8 +706,8 @@ class _Recurrent(_Configurable):
 # enough batch runs the whole sequence on slices of the batch, one per thread, with
 # no synchronisation per step (ONNX Runtime's LSTM does the same). The kernels
 # release the GIL. The calling thread runs the first slice; the others go to
-# minirnn's worker threads, which sleep on a lock between parts (they never spin),
-# so nothing keeps a core busy between calls.
+# minirnn's worker threads, which sleep in their inboxes between parts (they never
+# spin), so nothing keeps a core busy between calls.
 
 # Below this much work per call a slice is not worth a hand-off. Measured on the
 # 2-core Xeon (LSTM, two threads against one): (32, 1, 128, 128), 8.4e6 flops, 165
@@ -771,10 +771,10 @@ class _Worker(threading.Thread):
             except BaseException as error:  # handed to the caller, raised there
                 task.error = error
             task.part = None
-            if not _idle_again(self):
-                task.done.release()
-                return
+            stay = _idle_again(self)
             task.done.release()
+            if not stay:
+                return
 
 
 # Workers waiting for a part, and how many exist (at most get_num_threads() - 1 are

@@ -108,7 +108,6 @@ def test_pack_layout():
     assert np.all(panels[2, :, 6:] == 0)
 
 
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_panels_and_scratch_start_a_cache_line(dtype):
     # NumPy aligns to 16 bytes and Numba to 32; a panel 32 bytes off a cache line
@@ -131,6 +130,7 @@ def test_panels_and_scratch_start_a_cache_line(dtype):
         empty = gemm.aligned_empty((rows, columns), dtype)
         assert empty.shape == (rows, columns) and empty.dtype == dtype
         assert empty.size == 0 or empty.ctypes.data % 64 == 0  # NumPy moves empty views
+
 
 @pytest.mark.parametrize("bad", ["rows", "out", "strides"])
 def test_matmul_checks_its_operands(bad):
@@ -236,7 +236,7 @@ def test_two_python_threads_at_once(threads):
 
 
 def test_no_thread_keeps_spinning_after_a_call():
-    """Idle worker threads sleep on a lock: after a split call the process
+    """Idle worker threads sleep in their inboxes: after a split call the process
     uses no CPU while the caller sleeps (in a fresh process, where no other
     library's threads run)."""
     script = textwrap.dedent("""

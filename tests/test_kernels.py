@@ -8,6 +8,7 @@ import pytest
 
 import minirnn
 from minirnn import activations, equations, kernels
+from minirnn.layers import _NO_MASK, _NO_OUTPUTS, _NO_PANELS
 from conftest import random_weights
 
 KINDS = {"LSTM": {}, "GRU": {}, "GRU_v1": {"reset_after": False}, "SimpleRNN": {}}
@@ -267,10 +268,9 @@ def test_one_pass_rows_vectorise(row, dtype):
 
 
 def _lstm_call(h, c, output, bias, x, w, u):
-    no_mask, outs = np.ones((1, 1), bool), np.zeros((1, 1, 1), np.float32)
-    none = np.zeros((0, 1, 32), np.float32)
-    kernels.lstm_sequence(x, w, u, bias, h, c, no_mask, False, False, False, False, 1, 2,
-                          outs, output, False, False, none, none)
+    none = _NO_PANELS["float32"]  # the layers' placeholders: no panels, mask or outputs
+    kernels.lstm_sequence(x, w, u, bias, h, c, _NO_MASK, False, False, False, False, 1, 2,
+                          _NO_OUTPUTS["float32"], output, False, False, none, none)
 
 
 def test_sequence_kernels_refuse_overlapping_states():
@@ -300,8 +300,6 @@ def test_sequence_kernels_refuse_overlapping_states():
     with pytest.raises(ValueError, match="must not share memory"):
         _lstm_call(flat[4 * M - 1:4 * M - 1 + B * M].reshape(B, M), fresh(), fresh(),
                    flat[:4 * M], x, w, u)
-    no_mask, outs = np.ones((1, 1), bool), np.zeros((1, 1, 1), np.float32)
-    none = np.zeros((0, 1, 32), np.float32)
     wg = rng.standard_normal((D, 3 * M)).astype(np.float32)
     ug = rng.standard_normal((M, 3 * M)).astype(np.float32)
     b_in, b_rec = (rng.standard_normal(3 * M).astype(np.float32) for _ in range(2))
@@ -311,5 +309,6 @@ def test_sequence_kernels_refuse_overlapping_states():
             (flat[3 * M - 1:3 * M - 1 + B * M].reshape(B, M), fresh(), flat[:3 * M])]:
         with pytest.raises(ValueError, match="must not share memory"):
             kernels.gru_sequence(x, wg, ug, np.zeros((1, 1), np.float32), b_in,
-                                 recurrent_bias, True, h, no_mask, False, False, False,
-                                 False, 1, 2, outs, output, False, none, none, none)
+                                 recurrent_bias, True, h, _NO_MASK, False, False, False,
+                                 False, 1, 2, _NO_OUTPUTS["float32"], output, False,
+                                 *[_NO_PANELS["float32"]] * 3)
