@@ -89,14 +89,36 @@ def _round32(value):
 @pytest.mark.parametrize("R, K, N", [(3, 515, 5), (15, 33, 130)])
 def test_matmul_is_one_fused_chain_over_k(R, K, N, dtype):
     """Each output is one fused multiply-add chain over k in order, bit for bit, for
-    long sums and for every tile: 15 rows x 130 columns take 8- and 4-row tiles,
-    then 2 x 2-panel and 1 x 4-panel tiles, then single panels."""
+    long sums and for every tile: 15 rows x 130 columns take 8-row tiles, then
+    4 x 2-panel, 2 x 2-panel and 1 x 4-panel tiles, then single panels."""
     a = RNG.standard_normal((R, K)).astype(dtype)
     w = RNG.standard_normal((K, N)).astype(dtype)
     out = np.empty((R, gemm.padded(N, dtype)), dtype)
     gemm.matmul(a, gemm.pack(w), out)
     for i in range(R):
         np.testing.assert_array_equal(out[i, :N], _fma_chain(a[i], w))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("R", [8, 17, 75])
+def test_prefetching_tiles_give_the_same_bits(R, dtype):
+    """Weights larger than gemm._AHEAD_BYTES take the 8-row tiles that prefetch the
+    next panel (one tile per panel, two, and two row blocks): the same chains, bit
+    for bit, as one row at a time (a 1-row product never prefetches)."""
+    K, N = 300, 530
+    w = RNG.standard_normal((K, N)).astype(dtype)
+    a = RNG.standard_normal((R, K)).astype(dtype)
+    panels = gemm.pack(w)
+    assert panels.nbytes > gemm._AHEAD_BYTES
+    whole = np.empty((R, gemm.padded(N, dtype)), dtype)
+    gemm.matmul(a, panels, whole)
+    for i in range(R):
+        row = np.empty((1, gemm.padded(N, dtype)), dtype)
+        gemm.matmul(a[i:i + 1], panels, row)
+        np.testing.assert_array_equal(row, whole[i:i + 1])
+    exact = a.astype(np.longdouble) @ w.astype(np.longdouble)
+    bound = K * np.finfo(dtype).eps * (np.abs(a).astype(np.longdouble) @ np.abs(w))
+    assert np.all(np.abs(whole[:, :N] - exact) <= bound)
 
 
 def test_pack_layout():
