@@ -116,11 +116,15 @@ def pack(w):
 
 
 def _tile(rows, width=1, ahead=False):
-    """The intrinsic ``tile(a, i0, panels, p, out)``: out[i0:i0+rows, the columns of
-    panels p .. p+width-1] = a[i0:i0+rows] @ those panels, with the sums in vector
-    registers. Few rows need several panels at once: each sum is a chain of fused
-    multiply-adds that waits for the last one (about 4 cycles), so a tile keeps at
-    least 8 independent sums in flight."""
+    """The intrinsic ``tile(a, i0, panels, p, out, k0, k1)``: out[i0:i0+rows, the
+    columns of panels p .. p+width-1] = a[i0:i0+rows, k0:k1] @ those panels' rows
+    k0:k1, with the sums in vector registers. Few rows need several panels at once:
+    each sum is a chain of fused multiply-adds that waits for the last one (about 4
+    cycles), so a tile keeps at least 8 independent sums in flight.
+
+    With ``ahead`` the intrinsic takes two more arguments, ``first`` and ``step``,
+    and at each k also prefetches the line ``first + (k - k0) * step`` bytes from
+    the panels' start into the second-level cache (see matmul_over)."""
 
     def typer(a, i0, panels, p, out, k0, k1, *prefetch):
         if not all(isinstance(t, types.Array) and t.dtype in (types.float32, types.float64)
@@ -175,13 +179,12 @@ def _tile(rows, width=1, ahead=False):
             # address arithmetic beside the multiply-adds).
             a_start = [address(A.data, builder.add(a_rows[r], builder.mul(k0_v, const(item))),
                                element) for r in range(rows)]
+            first_row = builder.add(panel_start, builder.mul(k0_v, const(row_bytes)))
             b_start = []
-            for part in range(parts):
+            for part in range(parts):  # vector part % 2 of panel p + part // 2
                 offset = builder.add(builder.mul(panel_bytes, const(part // 2)),
                                      const(part % 2 * VECTOR_BYTES))
-                offset = builder.add(offset, builder.add(panel_start,
-                                                         builder.mul(k0_v, const(row_bytes))))
-                b_start.append(address(P.data, offset, element))
+                b_start.append(address(P.data, builder.add(first_row, offset), element))
             if ahead:  # prefetch(first, step): a line at panels + first + k step
                 first, step = (context.cast(builder, v, t, types.int64)
                                for v, t in zip(args[7:], sig.args[7:]))
@@ -305,18 +308,19 @@ def matmul_over(a, panels, out, k0, k1):
     # large weights, tile t of panel p prefetches its share of panel p + 1 (half of
     # it each for the first two tiles; a lone tile all of it): a line at
     # ``first + k * step`` bytes from the panels' start, k from 0.
-    panel_bytes = K * width * item
+    row_bytes = width * item            # one k step of a panel: two lines
+    panel_bytes = K * row_bytes
     ahead = n_panels * panel_bytes > _AHEAD_BYTES
     for r0 in range(0, R, _ROW_BLOCK):
         r1 = min(R, r0 + _ROW_BLOCK)
         eights = r0 + (r1 - r0) // 8 * 8
         tiles = (eights - r0) // 8
-        step = 64 if tiles > 1 else 128
+        step = VECTOR_BYTES if tiles > 1 else row_bytes   # a line, or a whole k step
         for p in range(n_panels):
             if ahead:
                 for t in range(tiles):
-                    _tile8_ahead(a, r0 + 8 * t, panels, p, out, k0, k1,
-                                 (p + 1) * panel_bytes + t * (k1 - k0) * 64 + k0 * 128, step)
+                    first = (p + 1) * panel_bytes + k0 * row_bytes + t * (k1 - k0) * VECTOR_BYTES
+                    _tile8_ahead(a, r0 + 8 * t, panels, p, out, k0, k1, first, step)
             else:
                 for i in range(r0, eights, 8):
                     _tile8(a, i, panels, p, out, k0, k1)
