@@ -332,6 +332,32 @@ def test_weights_are_read_only(kind):
         array[0] = 1
 
 
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+@pytest.mark.parametrize("return_state", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_stored_states_are_the_layers_own(kind, return_state, engine):
+    """A stateful layer's stored states are read-only and share no memory with
+    anything a call returned, nor with the states stored before the call."""
+    layer = built(kind, stateful=True, return_state=return_state, return_sequences=True,
+                  engine=engine)
+    first = run(layer)
+    before = [s.copy() for s in layer.states]
+    held = layer.states
+    second = run(layer)
+    for old, kept in zip(before, held):
+        np.testing.assert_array_equal(old, kept)  # the next call left them alone
+    stored = [s.copy() for s in layer.states]
+    for array in layer.states:
+        assert not array.flags.writeable
+        for returned in first + second:
+            assert not np.shares_memory(array, returned)
+    for returned in second:  # the user's own arrays
+        returned[...] = 7
+    for kept, copy in zip(layer.states, stored):
+        np.testing.assert_array_equal(kept, copy)
+    assert layer.states[0].dtype == np.dtype(layer.dtype)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name, value", [("dtype", "float64"), ("engine", "numpy"),
                                          ("activation", "gelu")])
