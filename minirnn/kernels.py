@@ -82,6 +82,7 @@ from llvmlite import ir  # noqa: E402
 
 from . import exact as _exact  # noqa: E402
 from . import gemm as _gemm  # noqa: E402
+from . import handoff as _handoff  # noqa: E402
 
 # Numba loads its NumPy typing and lowering registries on the first compiled call
 # (about 0.2-0.5 s), even when every kernel comes from the cache. Loading them here,
@@ -729,7 +730,7 @@ def _check_operands(x, kernel, width, recurrent_kernel, recurrent_width, h, mask
 @njit(cache=True, error_model="numpy", nogil=True)
 def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
-                  bias_first, exact, kernel_panels, recurrent_panels):
+                  bias_first, exact, kernel_panels, recurrent_panels, handoff_table, handoff_plan):
     """Run an LSTM over x (B, T, D); see equations.lstm_step for the maths.
 
     h, c (B, M): initial states, overwritten with the final states.
@@ -741,12 +742,16 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     (minirnn.exact); the caller sets the denormal flags.
     kernel_panels, recurrent_panels: W and U packed by minirnn.gemm.pack (in the
     layer's dtype), or arrays with no panels: then the products go through BLAS.
+    handoff_table, handoff_plan: the slice of a call that runs on the calling
+    thread posts its workers' parts first and waits for them last
+    (minirnn.handoff); handoff.NO_PLAN elsewhere.
 
     Per step and batch row, the pre-activations z = (x W + h U) + b are activated
     and the states updated, c' = f * c + i * g and h' = o * phi(c'): with Keras'
     default activations in one pass over the units (_lstm_row), otherwise in place
     of h U, the gate blocks i, f, g, o one by one.
     """
+    _handoff.begin(handoff_table, handoff_plan)
     B, T, D = x.shape
     M = h.shape[1]
     _check_operands(x, kernel, 4 * M, recurrent_kernel, 4 * M, h, mask, use_mask, outputs,
@@ -796,13 +801,14 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     _copy(hb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
+    _handoff.end(handoff_table, handoff_plan)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
                  reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
                  return_sequences, act, rec_act, outputs, output, exact, kernel_panels,
-                 recurrent_panels, recurrent_h_panels):
+                 recurrent_panels, recurrent_h_panels, handoff_table, handoff_plan):
     """Run a GRU over x (B, T, D); see equations.gru_step for the maths.
 
     reset_after=True: recurrent_kernel is U (M, 3M), recurrent_kernel_h unused,
@@ -812,6 +818,7 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     Biases are zeros when the layer has none. recurrent_h_panels: U_h packed, or no
     panels. Other arguments as lstm_sequence.
     """
+    _handoff.begin(handoff_table, handoff_plan)
     B, T, D = x.shape
     M = h.shape[1]
     _check_operands(x, kernel, 3 * M, recurrent_kernel, 3 * M if reset_after else 2 * M, h,
@@ -885,16 +892,18 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                     _copy(hb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
+    _handoff.end(handoff_table, handoff_plan)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go_backwards,
                         zero_output_for_mask, return_sequences, act, outputs, output, exact,
-                        kernel_panels, recurrent_panels):
+                        kernel_panels, recurrent_panels, handoff_table, handoff_plan):
     """Run a SimpleRNN over x (B, T, D); see equations.simple_rnn_step for the maths.
 
     Arguments as lstm_sequence; bias (M,) is zeros when the layer has none.
     """
+    _handoff.begin(handoff_table, handoff_plan)
     B, T, D = x.shape
     M = h.shape[1]
     _check_operands(x, kernel, M, recurrent_kernel, M, h, mask, use_mask, outputs, output,
@@ -928,3 +937,4 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     _copy(zb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
+    _handoff.end(handoff_table, handoff_plan)

@@ -16,6 +16,7 @@ at once, so a call never meets an inconsistent layer and never pays for the
 checks. See :class:`_Configurable`.
 """
 
+import functools
 import numbers
 import os
 import queue
@@ -23,7 +24,7 @@ import threading
 
 import numpy as np
 
-from . import activations, equations, exact, gemm, kernels
+from . import activations, equations, exact, gemm, handoff, kernels
 from .bitwise import ACTIVATIONS as _BITWISE_ACTIVATIONS
 from .bitwise import check_products as _check_bitwise_products
 from .bitwise import require as _require_bitwise
@@ -679,7 +680,7 @@ class _Recurrent(_Configurable):
         if B < 2 or get_num_threads() < 2 or \
                 getattr(_local, "in_part", False):
             return False
-        return self._flops(B, T, self.kernel.shape[0]) >= _SPLIT_FLOPS
+        return _worth_a_split(self._flops(B, T, self.kernel.shape[0]))
 
     def _flops(self, B, T, D):
         """Floating-point operations of the products of a call on (B, T, D) inputs."""
@@ -721,14 +722,24 @@ class _Recurrent(_Configurable):
 # enough batch runs the whole sequence on slices of the batch, one per thread, with
 # no synchronisation per step (ONNX Runtime's LSTM does the same). The kernels
 # release the GIL. The calling thread runs the first slice; the others go to
-# minirnn's worker threads, which sleep in their inboxes between parts (they never
-# spin), so nothing keeps a core busy between calls.
+# minirnn's worker threads. After a part a worker stays awake for
+# handoff.REST_SECONDS (0.2 ms), spinning without the GIL, so that the next call of
+# a stream of calls is taken up at once; then it sleeps in its inbox, so nothing
+# keeps a core busy between calls further apart (see minirnn.handoff).
 
-# Below this much work per call a slice is not worth a hand-off. Measured on the
-# 2-core Xeon (LSTM, two threads against one): (32, 1, 128, 128), 8.4e6 flops, 165
-# against 124 µs; (16, 10, 64, 64), 1.0e7 flops, 188 against 208 µs; (32, 2, 128,
-# 128), 1.7e7 flops, 161 against 233 µs.
-_SPLIT_FLOPS = 1e7
+# How much work (flops of the products) a call needs to gain from a split. Measured
+# on the 2-core Xeon (family 6, model 167, a virtual machine), LSTM, median of calls
+# 3 ms apart against the same on one thread, and of calls back to back:
+# - with the worker asleep, the split loses below about 1e8 flops: (32, 1, 128, 128)
+#   8.4e6 flops 147 against 78 µs, (32, 5, 128, 128) 4.2e7 355 against 283,
+#   (32, 10, 128, 128) 8.4e7 611 against 594. Woken by the caller, the worker
+#   often gets the caller's core, and runs when the caller waits;
+# - with the worker awake (back to back), it wins from about 1e7 flops:
+#   (64, 1, 128, 128) 1.7e7 87 against 110 µs, (32, 5, 128, 128) 164 against 258,
+#   (16, 10, 64, 64) 1.0e7 77 against 93; (32, 1, 128, 128) 8.4e6 61.5 against 58.
+_SPLIT_FLOPS = 1e8
+_SPLIT_FLOPS_AWAKE = 1e7
+_WAKE = object()    # in a worker's inbox: no part, only a rest (see _worth_a_split)
 _threads = None     # set_num_threads; None: NUMBA_NUM_THREADS, as Numba's own default
 # A thread that already runs part of a call in parallel (a worker, or a
 # Bidirectional running its directions side by side) does not split again: a
@@ -760,11 +771,13 @@ class _Task:
 class _Worker(threading.Thread):
     """A thread that runs parts of parallel calls, one at a time.
 
-    Between parts it sleeps in its inbox (a ``queue.SimpleQueue``), so it costs no
-    CPU. Handing it a part is one ``put`` and waiting for it one lock ``acquire``:
-    a round trip of 20-30 µs on the project's 2-core Xeon, against about 90 µs
-    through ``concurrent.futures`` (whose futures, conditions and queues wake
-    threads several times per part).
+    A part comes through its inbox (a ``queue.SimpleQueue``) and the caller waits
+    for it on a lock. After each part the worker spins for a short while (see
+    minirnn.handoff, where the caller's kernel posts the next part and waits for
+    its end without either thread waiting for the GIL): a round trip of about 3 µs
+    on the project's 2-core Xeon while it is awake, against 50-75 µs to wake a
+    worker that sleeps in its inbox (and about 90 µs through
+    ``concurrent.futures``). ``_WAKE`` in the inbox only starts such a spin.
 
     After each part the worker puts itself back among the idle ones, whatever its
     caller does meanwhile (an interrupted caller never leaves a worker lost or
@@ -774,22 +787,38 @@ class _Worker(threading.Thread):
     def __init__(self):
         super().__init__(name="minirnn", daemon=True)
         self.inbox = queue.SimpleQueue()
+        self.row = handoff.take_row()  # its row of handoff.TABLE, -1: it never spins
 
     def run(self):
         _local.in_part = True
+        try:
+            self._serve()
+        finally:
+            handoff.give_back_row(self.row)
+
+    def _serve(self):
         while True:
             task = self.inbox.get()
             if task is None:
+                return
+            seen = handoff.posted(self.row)
+            if task is _WAKE:
+                if _idle_again(self):
+                    handoff.rest(self.row, seen, finished=False)
+                    continue
                 return
             try:
                 task.result = task.part()
             except BaseException as error:  # handed to the caller, raised there
                 task.error = error
             task.part = None
+            seen = handoff.posted(self.row)  # parts posted from here on are new
             stay = _idle_again(self)
             task.done.release()
             if not stay:
+                handoff.finish(self.row)  # the caller's kernel waits for this signal
                 return
+            handoff.rest(self.row, seen)
 
 
 # Workers waiting for a part, and how many exist (at most get_num_threads() - 1 are
@@ -824,11 +853,28 @@ def _take_workers(wanted):
         try:
             worker.start()
         except RuntimeError:  # no more threads: the caller runs the rest itself
+            handoff.give_back_row(worker.row)
             with _idle_lock:
                 _made -= new - k
             break
         taken.append(worker)
     return taken
+
+
+def _worth_a_split(flops):
+    """Whether a call with ``flops`` of products runs on several threads: with at
+    least _SPLIT_FLOPS, or with _SPLIT_FLOPS_AWAKE when an idle worker is awake.
+    A call in between that finds none awake runs alone and wakes one, so that a
+    stream of such calls (one step each) splits from its second or third call on."""
+    if flops >= _SPLIT_FLOPS:
+        return True
+    if flops < _SPLIT_FLOPS_AWAKE or not handoff.SPINS:
+        return False
+    if any(handoff.spinning(worker.row) for worker in tuple(_idle)):  # a snapshot
+        return True
+    for worker in _take_workers(1):
+        worker.inbox.put(_WAKE)
+    return False
 
 
 def _run_parts(first, others):
@@ -838,13 +884,20 @@ def _run_parts(first, others):
     idle worker run here, after ``first``."""
     workers = _take_workers(len(others))
     tasks = [_Task(part) for part in others[:len(workers)]]
+    # Each worker's count of finished parts, read before it gets this one: the
+    # first kernel that ``first`` runs posts the parts and waits for that count + 1.
+    plan = handoff.plan([worker.row for worker in workers])
     begun = 0
     try:
         for worker, task in zip(workers, tasks):
             worker.inbox.put(task)
             begun += 1
         with _ParallelPart():
-            result = first()
+            handoff.offer(plan)
+            try:
+                result = first()
+            finally:
+                handoff.withdraw(plan)  # posts the parts here if no kernel ran
             results = [part() for part in others[len(workers):]]
     finally:
         # A worker not handed its part (an interrupt just above) is idle as it was;
@@ -895,14 +948,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers)
 
 
+@functools.lru_cache(maxsize=256)
 def _batch_slices(batch, threads):
     """Near-equal slices of the batch, one per thread, in whole tiles of 8 rows
-    where the batch allows (minirnn.gemm's widest tile)."""
+    where the batch allows (minirnn.gemm's widest tile); a tuple, kept for the
+    next call."""
     parts = min(threads, batch)
     unit = 8 if batch >= 8 * parts else 1
     blocks = -(-batch // unit)
     bounds = [min(batch, unit * (blocks * k // parts)) for k in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return tuple(slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a)
 
 
 _NO_MASK = np.ones((1, 1), bool)  # placeholder the kernels do not read without a mask
@@ -1010,7 +1065,8 @@ class LSTM(_Recurrent):
         kernels.lstm_sequence(
             x, self._w, self._u, self._b, h, c, mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            act, rec_act, outputs, output, self._bias_first, self.bitwise, *self._panels)
+            act, rec_act, outputs, output, self._bias_first, self.bitwise, *self._panels,
+            *handoff.claim())
 
 
 class GRU(_Recurrent):
@@ -1086,7 +1142,8 @@ class GRU(_Recurrent):
         kernels.gru_sequence(
             x, self._w, self._u, self._u_h, self._b_in, self._b_rec, self.reset_after,
             states[0], mask, use_mask, self.go_backwards, self.zero_output_for_mask,
-            self.return_sequences, act, rec_act, outputs, output, self.bitwise, *self._panels)
+            self.return_sequences, act, rec_act, outputs, output, self.bitwise, *self._panels,
+            *handoff.claim())
 
 
 class SimpleRNN(_Recurrent):
@@ -1134,7 +1191,7 @@ class SimpleRNN(_Recurrent):
         kernels.simple_rnn_sequence(
             x, self._w, self._u, self._b, states[0], mask, use_mask,
             self.go_backwards, self.zero_output_for_mask, self.return_sequences,
-            self._codes[0], outputs, output, self.bitwise, *self._panels)
+            self._codes[0], outputs, output, self.bitwise, *self._panels, *handoff.claim())
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -1405,7 +1462,7 @@ class Bidirectional(_Configurable):
                 not (forward._use_kernels() and backward._use_kernels()):
             return False
         B, T, D = x.shape
-        return forward._flops(B, T, D) + backward._flops(B, T, D) >= _SPLIT_FLOPS
+        return _worth_a_split(forward._flops(B, T, D) + backward._flops(B, T, D))
 
     def _merge(self, y, y_rev):
         """Keras' merge of the forward and the (time-aligned) backward outputs."""

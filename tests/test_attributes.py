@@ -519,45 +519,46 @@ for bitwise in ({bitwise_modes}):
             layer(x)
 
 # The compiled kernels check their operands themselves (ValueError, not a crash).
-from minirnn import gemm
+from minirnn import gemm, handoff
 h = np.zeros((2, 4), np.float32); c = np.zeros((2, 4), np.float32)
 out = np.zeros((2, 4), np.float32); outs = np.zeros((1, 1, 1), np.float32)
 no_mask = np.ones((1, 1), bool)
 none = np.zeros((0, 1, gemm.PANEL), np.float32)
 w, u, b = (np.zeros((3, 16), np.float32), np.zeros((4, 16), np.float32),
            np.zeros(16, np.float32))
+handoff_none = (handoff.TABLE, handoff.NO_PLAN)
 refused("kernel-lstm-bias", lambda: kernels.lstm_sequence(
     x, w, u, b[:3], h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
-    none, none))
+    none, none, *handoff_none))
 refused("kernel-lstm-recurrent", lambda: kernels.lstm_sequence(
     x, w, np.zeros((40, 16), np.float32), b, h, c, no_mask, False, False, False, False, 1, 2,
-    outs, out, False, False, none, none))
+    outs, out, False, False, none, none, *handoff_none))
 refused("kernel-lstm-outputs", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, False, False, False, True, 1, 2, outs, out, False, False,
-    none, none))
+    none, none, *handoff_none))
 refused("kernel-lstm-mask", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, True, False, False, False, 1, 2, outs, out, False, False,
-    none, none))
+    none, none, *handoff_none))
 refused("kernel-lstm-panels", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
-    gemm.pack(w), gemm.pack(np.zeros((40, 16), np.float32))))
+    gemm.pack(w), gemm.pack(np.zeros((40, 16), np.float32)), *handoff_none))
 refused("kernel-lstm-panels-dtype", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
-    gemm.pack(w.astype(np.float64)), gemm.pack(u.astype(np.float64))))
+    gemm.pack(w.astype(np.float64)), gemm.pack(u.astype(np.float64)), *handoff_none))
 refused("kernel-lstm-panels-rows", lambda: kernels.lstm_sequence(
     x, w, u, b, h, c, no_mask, False, False, False, False, 1, 2, outs, out, False, False,
-    gemm.pack(np.zeros((5, 16), np.float32)), gemm.pack(u)))
+    gemm.pack(np.zeros((5, 16), np.float32)), gemm.pack(u), *handoff_none))
 refused("kernel-gru-bias", lambda: kernels.gru_sequence(
     x, np.zeros((3, 12), np.float32), np.zeros((4, 12), np.float32),
     np.zeros((1, 1), np.float32), np.zeros(2, np.float32), np.zeros(12, np.float32), True,
-    h, no_mask, False, False, False, False, 1, 2, outs, out, False, none, none, none))
+    h, no_mask, False, False, False, False, 1, 2, outs, out, False, none, none, none, *handoff_none))
 refused("kernel-gru-u_h", lambda: kernels.gru_sequence(
     x, np.zeros((3, 12), np.float32), np.zeros((4, 8), np.float32),
     np.zeros((1, 1), np.float32), np.zeros(12, np.float32), np.zeros(12, np.float32), False,
-    h, no_mask, False, False, False, False, 1, 2, outs, out, False, none, none, none))
+    h, no_mask, False, False, False, False, 1, 2, outs, out, False, none, none, none, *handoff_none))
 refused("kernel-simple-bias", lambda: kernels.simple_rnn_sequence(
     x, np.zeros((3, 4), np.float32), np.zeros((4, 4), np.float32), np.zeros(1, np.float32),
-    h, no_mask, False, False, False, False, 1, outs, out, False, none, none))
+    h, no_mask, False, False, False, False, 1, outs, out, False, none, none, *handoff_none))
 refused("exact-matmul", lambda: exact.matmul(
     np.zeros((2, 5), np.float32), np.zeros((3, 4), np.float32),
     np.zeros((2, 4), np.float32), 2))

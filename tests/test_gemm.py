@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import gemm
+from minirnn import gemm, handoff
 from minirnn.layers import _batch_slices
 from background import Job
 from conftest import random_weights
@@ -197,7 +197,11 @@ def test_batch_slices_cover_the_batch(batch, threads):
 
 
 @pytest.fixture
-def threads():
+def threads(monkeypatch):
+    """set_num_threads, restored after the test. Calls split from 1e7 flops here
+    (whether or not a worker is awake), so that small sizes exercise the split."""
+    from minirnn import layers
+    monkeypatch.setattr(layers, "_SPLIT_FLOPS", 1e7)
     before = minirnn.get_num_threads()
     yield minirnn.set_num_threads
     minirnn.set_num_threads(before)
@@ -268,8 +272,13 @@ def test_no_thread_keeps_spinning_after_a_call():
         x = np.random.default_rng(0).standard_normal((32, 50, 128)).astype(np.float32)
         layer(x)
         assert layer._split(32, 50)
-        time.sleep(1.0)  # the build's QR (LAPACK) leaves OpenBLAS threads spinning a while
+        step = minirnn.LSTM(128, stateful=True, seed=0)  # a stream: wakes a worker
+        step(x[:, :1])  # builds it
+        time.sleep(1.0)  # the builds' QR (LAPACK) leaves OpenBLAS threads spinning a while
         layer(x)
+        for _ in range(200):
+            step(x[:, :1])
+        time.sleep(0.01)  # longer than a worker's rest after its last part
         start = time.process_time()
         time.sleep(0.5)
         print(time.process_time() - start)
@@ -278,6 +287,96 @@ def test_no_thread_keeps_spinning_after_a_call():
                             timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout) < 0.05
+
+
+needs_spinning = pytest.mark.skipif(not handoff.SPINS, reason="workers spin on x86-64 only")
+
+
+@needs_spinning
+def test_handoff_signals(monkeypatch):
+    """A rest ends on a post (or after its budget) and counts the part done; a
+    caller's wait ends on that count, or at once without a budget."""
+    row = handoff.take_row()
+    try:
+        assert row >= 0 and not handoff.spinning(row)
+        done = int(handoff.TABLE[row, handoff.DONE])
+        start = time.perf_counter()
+        assert handoff.rest(row, handoff.posted(row)) is False  # nothing posted
+        assert 1e-4 < time.perf_counter() - start < 0.1
+        assert handoff.TABLE[row, handoff.DONE] == done + 1 and not handoff.spinning(row)
+
+        plan = handoff.plan([row])
+        assert plan.tolist() == [0, row, done + 2]  # the worker sleeps: no spinning wait
+        result = []
+        seen = handoff.posted(row)
+        monkeypatch.setattr(handoff, "REST_SECONDS", 10.0)  # until the post below
+        resting = threading.Thread(target=lambda: result.append(handoff.rest(row, seen)))
+        resting.start()
+        assert _wait_until(lambda: handoff.spinning(row), 5.0)
+        plan = handoff.plan([row])
+        assert plan[0] > 0  # awake: the caller's kernel may spin
+        handoff.begin(handoff.TABLE, plan)
+        resting.join(5.0)
+        assert result == [True] and handoff.posted(row) == seen + 1
+        assert handoff.TABLE[row, handoff.DONE] == done + 2  # the rest counted its part
+        handoff.TABLE[row, handoff.SPINNING] = 1  # as if awake: the plan's wait spins
+        monkeypatch.setattr(handoff, "WAIT_SECONDS", 5.0)
+        plan = handoff.plan([row])  # for done + 3
+        handoff.TABLE[row, handoff.SPINNING] = 0
+        start = time.perf_counter()
+        finishing = threading.Timer(0.002, handoff.finish, (row,))
+        finishing.start()
+        handoff.end(handoff.TABLE, plan)
+        assert handoff.TABLE[row, handoff.DONE] == done + 3
+        assert time.perf_counter() - start < 1.0
+        finishing.join()
+        start = time.perf_counter()
+        handoff.end(handoff.TABLE, handoff.plan([row]))  # asleep: no wait at all
+        assert time.perf_counter() - start < 0.05
+    finally:
+        handoff.give_back_row(row)
+    assert handoff.plan([-1]) is handoff.NO_PLAN
+
+
+@needs_spinning
+def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch):
+    """Calls too small to split with the worker asleep split while it is awake
+    (a stream of T=1 calls), with the bits of one thread."""
+    from minirnn import layers
+    monkeypatch.setattr(layers, "_SPLIT_FLOPS", 1e8)
+    B, D, M = 64, 128, 128
+    steps = RNG.standard_normal((16, B, 1, D)).astype(np.float32)
+    assert layers._SPLIT_FLOPS_AWAKE <= minirnn.LSTM(M)._flops(B, 1, D) < layers._SPLIT_FLOPS
+    threads(1)
+    alone = minirnn.LSTM(M, stateful=True, seed=4)
+    expected = [alone(steps[k % 16]) for k in range(400)]
+    threads(2)
+    layer = minirnn.LSTM(M, stateful=True, seed=4)
+    posts = lambda: sum(handoff.posted(w.row) for w in _workers())  # noqa: E731
+    split_at = None
+    for k in range(400):
+        before = posts()
+        np.testing.assert_array_equal(layer(steps[k % 16]), expected[k])
+        if split_at is None and posts() > before:
+            split_at = k
+    assert split_at is not None and split_at < 380, split_at
+
+
+def test_workers_without_spinning(threads, monkeypatch):
+    """Where workers cannot spin (not x86-64) they sleep between parts, and calls
+    split only above _SPLIT_FLOPS: the same results."""
+    from minirnn import layers
+    threads(1)
+    assert _wait_until(lambda: not _workers()), _workers()
+    monkeypatch.setattr(handoff, "SPINS", False)
+    x = RNG.standard_normal((16, 30, 64)).astype(np.float32)
+    layer = minirnn.GRU(96, return_sequences=True, seed=5)
+    expected = layer(x)
+    threads(2)
+    assert layer._split(16, 30)
+    np.testing.assert_array_equal(layer(x), expected)
+    assert [w.row for w in _workers()] == [-1]
+    assert not layers._worth_a_split(layers._SPLIT_FLOPS / 2)
 
 
 def test_parts_on_workers_return_in_order_and_raise_the_first_error(threads):
@@ -492,7 +591,8 @@ def test_exact_mode_gets_onednn_bits_from_the_tiles(B, T, D, M):
         output, outputs = np.zeros((B, M), np.float32), np.empty((B, T, M), np.float32)
         kernels.lstm_sequence(x, layer._w, layer._u, layer._b, h, c, layers._NO_MASK, False,
                               False, False, True, kernels.TANH, kernels.SIGMOID, outputs,
-                              output, False, True, *panels)
+                              output, False, True, *panels, handoff.TABLE,
+                              handoff.NO_PLAN)
         return outputs, h, c
 
     tiles, chains = run(layer._panels), run((none, none))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import activations, equations, kernels
+from minirnn import activations, equations, handoff, kernels
 from minirnn.layers import _NO_MASK, _NO_OUTPUTS, _NO_PANELS
 from conftest import random_weights
 
@@ -270,7 +270,8 @@ def test_one_pass_rows_vectorise(row, dtype):
 def _lstm_call(h, c, output, bias, x, w, u):
     none = _NO_PANELS["float32"]  # the layers' placeholders: no panels, mask or outputs
     kernels.lstm_sequence(x, w, u, bias, h, c, _NO_MASK, False, False, False, False, 1, 2,
-                          _NO_OUTPUTS["float32"], output, False, False, none, none)
+                          _NO_OUTPUTS["float32"], output, False, False, none, none,
+                          handoff.TABLE, handoff.NO_PLAN)
 
 
 def test_sequence_kernels_refuse_overlapping_states():
@@ -311,4 +312,5 @@ def test_sequence_kernels_refuse_overlapping_states():
             kernels.gru_sequence(x, wg, ug, np.zeros((1, 1), np.float32), b_in,
                                  recurrent_bias, True, h, _NO_MASK, False, False, False,
                                  False, 1, 2, _NO_OUTPUTS["float32"], output, False,
-                                 *[_NO_PANELS["float32"]] * 3)
+                                 *[_NO_PANELS["float32"]] * 3, handoff.TABLE,
+                                 handoff.NO_PLAN)
