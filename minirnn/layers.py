@@ -683,8 +683,11 @@ class _Recurrent(_Configurable):
         return _worth_a_split(self._flops(B, T, self.kernel.shape[0]))
 
     def _flops(self, B, T, D):
-        """Floating-point operations of the products of a call on (B, T, D) inputs."""
-        return 2.0 * B * T * self._gates * self.units * (D + self.units)
+        """Floating-point operations of the products of a call on (B, T, D) inputs,
+        float64's counted twice (they take about twice as long): the measure of work
+        that decides a split (_worth_a_split)."""
+        flops = 2.0 * B * T * self._gates * self.units * (D + self.units)
+        return flops * self._np_dtype.itemsize / 4
 
     def _run_slices(self, x, states, mask, use_mask, outputs, output):
         """The kernels on slices of the batch: the calling thread runs the first,
@@ -737,6 +740,8 @@ class _Recurrent(_Configurable):
 # - with the worker awake (back to back), it wins from about 1e7 flops:
 #   (64, 1, 128, 128) 1.7e7 87 against 110 µs, (32, 5, 128, 128) 164 against 258,
 #   (16, 10, 64, 64) 1.0e7 77 against 93; (32, 1, 128, 128) 8.4e6 61.5 against 58.
+# float64's flops count twice (_flops): its (32, 1, 128, 128) steps back to back
+# took 134 µs on one thread and 105 split (LSTM), 98 and 83 (GRU).
 _SPLIT_FLOPS = 1e8
 _SPLIT_FLOPS_AWAKE = 1e7
 _WAKE = object()    # in a worker's inbox: no part, only a rest (see _worth_a_split)

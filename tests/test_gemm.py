@@ -339,19 +339,23 @@ def test_handoff_signals(monkeypatch):
 
 
 @needs_spinning
-def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch):
+@pytest.mark.parametrize("dtype, B", [("float32", 64), ("float64", 32)])
+def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, dtype, B):
     """Calls too small to split with the worker asleep split while it is awake
-    (a stream of T=1 calls), with the bits of one thread."""
+    (a stream of T=1 calls), with the bits of one thread. float64's flops count
+    twice: (32, 1, 128, 128) splits in float64, not in float32."""
     from minirnn import layers
     monkeypatch.setattr(layers, "_SPLIT_FLOPS", 1e8)
-    B, D, M = 64, 128, 128
-    steps = RNG.standard_normal((16, B, 1, D)).astype(np.float32)
-    assert layers._SPLIT_FLOPS_AWAKE <= minirnn.LSTM(M)._flops(B, 1, D) < layers._SPLIT_FLOPS
+    D, M = 128, 128
+    steps = RNG.standard_normal((16, B, 1, D)).astype(dtype)
+    work = minirnn.LSTM(M, dtype=dtype)._flops(B, 1, D)
+    assert layers._SPLIT_FLOPS_AWAKE <= work < layers._SPLIT_FLOPS
+    assert minirnn.LSTM(M)._flops(32, 1, D) < layers._SPLIT_FLOPS_AWAKE
     threads(1)
-    alone = minirnn.LSTM(M, stateful=True, seed=4)
+    alone = minirnn.LSTM(M, stateful=True, seed=4, dtype=dtype)
     expected = [alone(steps[k % 16]) for k in range(400)]
     threads(2)
-    layer = minirnn.LSTM(M, stateful=True, seed=4)
+    layer = minirnn.LSTM(M, stateful=True, seed=4, dtype=dtype)
     posts = lambda: sum(handoff.posted(w.row) for w in _workers())  # noqa: E731
     split_at = None
     for k in range(400):
