@@ -82,14 +82,21 @@ def _store(typingctx, table, row, column, value):
     return types.void(table, row, column, value), codegen
 
 
+def _call(builder, name, result=ir.VoidType()):
+    """Emit a call of the no-argument function ``name`` (on x86-64 only; elsewhere
+    nothing, and a zero for a result)."""
+    if not SPINS:
+        return None if isinstance(result, ir.VoidType) else ir.Constant(result, 0)
+    function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(result, []),
+                                              name)
+    return builder.call(function, [])
+
+
 @intrinsic
 def _pause(typingctx):
-    """x86's ``pause``: a spin loop's hint to the core (nothing elsewhere)."""
+    """x86's ``pause``: a spin loop's hint to the core."""
     def codegen(context, builder, signature, args):
-        if SPINS:
-            function = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
-            builder.call(function, [])
+        _call(builder, "llvm.x86.sse2.pause")
         return context.get_dummy_value()
     return types.void(), codegen
 
@@ -98,23 +105,16 @@ def _pause(typingctx):
 def _sched_yield(typingctx):
     """The C library's ``sched_yield()``: let a thread queued on this core run."""
     def codegen(context, builder, signature, args):
-        if SPINS:
-            function = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
-            builder.call(function, [])
+        _call(builder, "sched_yield", ir.IntType(32))
         return context.get_dummy_value()
     return types.void(), codegen
 
 
 @intrinsic
 def _cycles(typingctx):
-    """The time stamp counter (x86's ``rdtsc``); 0 elsewhere."""
+    """The time stamp counter (x86's ``rdtsc``)."""
     def codegen(context, builder, signature, args):
-        if not SPINS:
-            return ir.Constant(ir.IntType(64), 0)
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
-        return builder.call(function, [])
+        return _call(builder, "llvm.readcyclecounter", ir.IntType(64))
     return types.int64(), codegen
 
 
@@ -170,13 +170,20 @@ def end(table, plan):
 
 
 @njit(cache=True, nogil=True)
+def _finish(table, row):
+    """Count the worker's part done (the signal a caller's ``end`` waits for)."""
+    if _valid_row(table, row):
+        _store(table, row, DONE, _load(table, row, DONE) + 1)
+
+
+@njit(cache=True, nogil=True)
 def _rest(table, row, seen, budget, finished):
     """A worker after a part: count it done (if ``finished``), then spin at most
     ``budget`` cycles while no new part is posted (the count is still ``seen``)."""
     if not _valid_row(table, row):
         return False
     if finished:
-        _store(table, row, DONE, _load(table, row, DONE) + 1)
+        _finish(table, row)
     _store(table, row, SPINNING, 1)
     posted = _spin_while(table, row, POSTED, seen, budget)
     _store(table, row, SPINNING, 0)
@@ -237,7 +244,7 @@ def rest(row, seen, finished=True):
 def finish(row):
     """A worker's last part: count it done, without a rest."""
     if row >= 0:
-        _rest(TABLE, row, posted(row), 0, True)
+        _finish(TABLE, row)
 
 
 def plan(rows):

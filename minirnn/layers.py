@@ -117,17 +117,15 @@ def _frozen(array, dtype):
     The copy is a read-only view of a private writable array, which the kernels
     get (see :func:`_for_kernels`): Numba types read-only arrays apart, and
     checks their type more slowly at every call."""
-    view = np.array(array, dtype=dtype, order="C").view()
-    view.setflags(write=False)
-    return view
+    return _read_only(np.array(array, dtype=dtype, order="C"), dtype)
 
 
 def _read_only(array, dtype):
     """What ``_frozen(array, dtype)`` stores, without the copy when ``array`` is
-    already C-contiguous in ``dtype``: for arrays nothing else holds (a call's fresh
-    states, when they are not returned)."""
+    already C-contiguous and writable in ``dtype``: for arrays nothing else holds
+    (a fresh copy, or a call's fresh states when they are not returned)."""
     if array.dtype != dtype or not array.flags.c_contiguous or not array.flags.writeable:
-        return _frozen(array, dtype)
+        array = np.array(array, dtype=dtype, order="C")
     view = array.view()
     view.setflags(write=False)
     return view
@@ -806,8 +804,8 @@ class _Worker(threading.Thread):
             task = self.inbox.get()
             if task is None:
                 return
-            seen = handoff.posted(self.row)
             if task is _WAKE:
+                seen = handoff.posted(self.row)
                 if _idle_again(self):
                     handoff.rest(self.row, seen, finished=False)
                     continue
