@@ -262,6 +262,8 @@ def _tanh32(a, fma):
     q = _mad(q, x2, np.float32(4.673548340e-1), fma)
     q = _mad(q, x2, np.float32(1.0), fma)
     result = _mad(x2 * x, p, x, fma) / q
+    if fma:  # a NaN passes the clamp (min and max keep their first argument) and p / q
+        return result
     return result if a == a else a
 
 
@@ -292,7 +294,8 @@ def _sigmoid32(a, fma):
     e = p * two_m
     e = e * e
     result = e / (one + e)
-    result = np.float32(0.0) if a < np.float32(-104.0) else result
+    if not fma:  # fused, e * e already underflows to 0 at the clamp x = -52 (a < -104)
+        result = np.float32(0.0) if a < np.float32(-104.0) else result
     return result if a == a else a
 
 
