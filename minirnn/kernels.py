@@ -13,7 +13,7 @@ Each kernel runs a whole sequence compiled, and computes what the matching step 
 3. One pass per step and batch row over the gate pre-activations: bias,
    activations, state update, mask, output write. With Keras' default activations
    (tanh and sigmoid) each unit's gates and states are computed together in one
-   loop (``_lstm_row``, ``_gru_row``), with the activations' fused multiply-add
+   loop (``_lstm_rows``, ``_gru_rows``), with the activations' fused multiply-add
    form; other activations go gate block by gate block, with Eigen's. The element-wise loops are compiled with the CPU's widest vectors
    (``_wide_vectors``).
 
@@ -665,66 +665,99 @@ def _preactivation(xw, hu, b, bias_first):
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_row(z, xw, bias, c, h, out, bias_first):
-    """One batch row of an LSTM step with Keras' default activations, each unit's
-    four gates and its states in one pass (the compiler vectorises it over j)::
+def _lstm_rows(z, xw, first, bias, c, h, output, outputs, step, mask, use_mask, t,
+               zero_output_for_mask, return_sequences, bias_first):
+    """One LSTM step with Keras' default activations for every batch row b, each
+    unit's four gates and its states in one pass (the compiler vectorises it over j)::
 
         i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_g)   o = sigmoid(z_o)
         c' = f * c + i * g
         h' = o * tanh(c')
 
-    with z = (xW + hU) + b, or (xW + b) + hU when bias_first; z: the row of h U,
-    xw: the row of x W. Writes c and h in place and h into out. Each element is
-    computed as the gate-by-gate pass in lstm_sequence computes it, but for the
-    form of sigmoid and tanh: here their fused multiply-add form (sigmoid_fma,
-    tanh_fma; a fifth less time for the whole row), there Eigen's, as TensorFlow
-    rounds. Gates within [0, 1] and [-1, 1] damp a changed last bit; the
-    gate-by-gate pass serves every other activation, some of which (selu, elu,
-    exponential) amplify it over the steps, so it keeps TensorFlow's bits. The
-    arrays must not overlap (lstm_sequence checks).
+    with z = (xW + hU) + b, or (xW + b) + hU when bias_first; z[b]: the row of
+    h U, xw[first + b]: the row of x W. Writes c[b] and h[b] in place and h' into
+    output[b]; then output[b] into outputs[b, step] when return_sequences. Keras'
+    mask rule: where mask[b, t] is False (use_mask) the states stay as they are,
+    and the output too, or it is zeroed with zero_output_for_mask.
+
+    Each element is computed as the gate-by-gate pass in lstm_sequence computes
+    it, but for the form of sigmoid and tanh: here their fused multiply-add form
+    (sigmoid_fma, tanh_fma; a fifth less time for the whole pass), there Eigen's,
+    as TensorFlow rounds. Gates within [0, 1] and [-1, 1] damp a changed last bit;
+    the gate-by-gate pass serves every other activation, some of which (selu,
+    elu, exponential) amplify it over the steps, so it keeps TensorFlow's bits.
+    One call per step, not per row: a call costs about 50 ns (its array
+    arguments), a fifth of a row of 128 units. The arrays must not overlap
+    (lstm_sequence checks).
     """
     _wide_vectors()
     _disjoint_arrays()
-    M = c.size
-    for j in range(M):
-        zi = _preactivation(xw[j], z[j], bias[j], bias_first)
-        zf = _preactivation(xw[M + j], z[M + j], bias[M + j], bias_first)
-        zg = _preactivation(xw[2 * M + j], z[2 * M + j], bias[2 * M + j], bias_first)
-        zo = _preactivation(xw[3 * M + j], z[3 * M + j], bias[3 * M + j], bias_first)
-        c_j = sigmoid_fma(zf) * c[j] + sigmoid_fma(zi) * tanh_fma(zg)
-        c[j] = c_j
-        h_j = sigmoid_fma(zo) * tanh_fma(c_j)
-        h[j] = h_j
-        out[j] = h_j
+    B, M = c.shape
+    for b in range(B):
+        if use_mask and not mask[b, t]:
+            if zero_output_for_mask:
+                for j in range(M):
+                    output[b, j] = 0
+        else:
+            row = first + b
+            for j in range(M):
+                zi = _preactivation(xw[row, j], z[b, j], bias[j], bias_first)
+                zf = _preactivation(xw[row, M + j], z[b, M + j], bias[M + j], bias_first)
+                zg = _preactivation(xw[row, 2 * M + j], z[b, 2 * M + j], bias[2 * M + j],
+                                    bias_first)
+                zo = _preactivation(xw[row, 3 * M + j], z[b, 3 * M + j], bias[3 * M + j],
+                                    bias_first)
+                c_j = sigmoid_fma(zf) * c[b, j] + sigmoid_fma(zi) * tanh_fma(zg)
+                c[b, j] = c_j
+                h_j = sigmoid_fma(zo) * tanh_fma(c_j)
+                h[b, j] = h_j
+                output[b, j] = h_j
+        if return_sequences:
+            for j in range(M):
+                outputs[b, step, j] = output[b, j]
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_row(u, xw, input_bias, recurrent_bias, h, out):
-    """One batch row of a GRU step (reset_after=True) with Keras' default
-    activations, each unit in one pass::
+def _gru_rows(u, xw, first, input_bias, recurrent_bias, h, output, outputs, step, mask,
+              use_mask, t, zero_output_for_mask, return_sequences):
+    """One GRU step (reset_after=True) with Keras' default activations for every
+    batch row b, each unit in one pass::
 
         z  = sigmoid((x W_z + b_z) + (h U_z + b'_z))
         r  = sigmoid((x W_r + b_r) + (h U_r + b'_r))
         hh = tanh((x W_h + b_h) + r * (h U_h + b'_h))
         h' = z * h + (1 - z) * hh
 
-    u: the row of h U; b = input_bias, b' = recurrent_bias. Writes h in place and
-    into out, each element as gru_sequence's gate-by-gate pass computes it, but
-    for sigmoid and tanh in their fused multiply-add form (as in _lstm_row). The
-    arrays must not overlap (gru_sequence checks).
+    u[b]: the row of h U, xw[first + b]: the row of x W; b = input_bias,
+    b' = recurrent_bias. Writes h[b] in place and into output[b], then into
+    outputs[b, step] when return_sequences; the mask rule as in _lstm_rows. Each
+    element as gru_sequence's gate-by-gate pass computes it, but for sigmoid and
+    tanh in their fused multiply-add form (as in _lstm_rows). The arrays must not
+    overlap (gru_sequence checks).
     """
     _wide_vectors()
     _disjoint_arrays()
-    M = h.size
-    one = typed(h[0], 1.0)
-    for j in range(M):
-        k, q = M + j, 2 * M + j
-        z = sigmoid_fma((xw[j] + input_bias[j]) + (u[j] + recurrent_bias[j]))
-        r = sigmoid_fma((xw[k] + input_bias[k]) + (u[k] + recurrent_bias[k]))
-        hh = tanh_fma((xw[q] + input_bias[q]) + r * (u[q] + recurrent_bias[q]))
-        h_j = z * h[j] + (one - z) * hh
-        h[j] = h_j
-        out[j] = h_j
+    B, M = h.shape
+    one = typed(h[0, 0], 1.0)
+    for b in range(B):
+        if use_mask and not mask[b, t]:
+            if zero_output_for_mask:
+                for j in range(M):
+                    output[b, j] = 0
+        else:
+            row = first + b
+            for j in range(M):
+                z = sigmoid_fma((xw[row, j] + input_bias[j]) + (u[b, j] + recurrent_bias[j]))
+                r = sigmoid_fma((xw[row, M + j] + input_bias[M + j])
+                                + (u[b, M + j] + recurrent_bias[M + j]))
+                hh = tanh_fma((xw[row, 2 * M + j] + input_bias[2 * M + j])
+                              + r * (u[b, 2 * M + j] + recurrent_bias[2 * M + j]))
+                h_j = z * h[b, j] + (one - z) * hh
+                h[b, j] = h_j
+                output[b, j] = h_j
+        if return_sequences:
+            for j in range(M):
+                outputs[b, step, j] = output[b, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -804,7 +837,7 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
 
     Per step and batch row, the pre-activations z = (x W + h U) + b are activated
     and the states updated, c' = f * c + i * g and h' = o * phi(c'): with Keras'
-    default activations in one pass over the units (_lstm_row), otherwise in place
+    default activations in one pass over the units (_lstm_rows), otherwise in place
     of h U, the gate blocks i, f, g, o one by one.
     """
     _handoff.begin(handoff_table, handoff_plan)
@@ -815,8 +848,11 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     if bias.shape[0] != 4 * M or c.shape[0] != B or c.shape[1] != M:
         raise ValueError("lstm_sequence: the bias or c does not fit")
     if (_overlap(h, c) or _overlap(h, output) or _overlap(c, output) or _overlap(bias, h)
-            or _overlap(bias, c) or _overlap(bias, output)):  # _lstm_row relies on it
-        raise ValueError("lstm_sequence: h, c, output and bias must not share memory")
+            or _overlap(bias, c) or _overlap(bias, output)
+            or (return_sequences and (_overlap(outputs, h) or _overlap(outputs, c)
+                                      or _overlap(outputs, output)
+                                      or _overlap(outputs, bias)))):  # _lstm_rows relies on it
+        raise ValueError("lstm_sequence: h, c, output, outputs and bias must not share memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     steps = _chunk_steps(B, T, max(D, 4 * M))
@@ -833,12 +869,14 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
             step = s0 + s
             t = T - 1 - step if go_backwards else step
             _product(h, recurrent_kernel, recurrent_panels, z, exact, B)
+            if fused:
+                _lstm_rows(z, xw, s * B, bias, c, h, output, outputs, step, mask, use_mask, t,
+                           zero_output_for_mask, return_sequences, bias_first)
+                continue
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
-                elif fused:
-                    _lstm_row(z[b], xw[s * B + b], bias, c[b], h[b], output[b], bias_first)
                 else:
                     zb, xwb, hb, cb = z[b], xw[s * B + b], h[b], c[b]
                     for k in range(4 * M):
@@ -885,8 +923,12 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                                      or recurrent_kernel_h.shape[1] != M))):
         raise ValueError("gru_sequence: the kernel, biases or recurrent_kernel_h do not fit")
     if (_overlap(h, output) or _overlap(input_bias, h) or _overlap(input_bias, output)
-            or _overlap(recurrent_bias, h) or _overlap(recurrent_bias, output)):
-        raise ValueError("gru_sequence: h, output and the biases must not share memory")
+            or _overlap(recurrent_bias, h) or _overlap(recurrent_bias, output)
+            or (return_sequences and (_overlap(outputs, h) or _overlap(outputs, output)
+                                      or _overlap(outputs, input_bias)
+                                      or _overlap(outputs, recurrent_bias)))):
+        raise ValueError("gru_sequence: h, output, outputs and the biases must not share "
+                         "memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     _check_panels(recurrent_kernel_h, recurrent_h_panels)
@@ -925,12 +967,14 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                         rhb[j] = r[j] * hb[j]
             if not reset_after:
                 _product(rh, recurrent_kernel_h, recurrent_h_panels, rhu, exact, B)
+            if fused:
+                _gru_rows(u, xw, s * B, input_bias, recurrent_bias, h, output, outputs, step,
+                          mask, use_mask, t, zero_output_for_mask, return_sequences)
+                continue
             for b in range(B):
                 if use_mask and not mask[b, t]:
                     if zero_output_for_mask:
                         output[b, :] = 0
-                elif fused:
-                    _gru_row(u[b], xw[s * B + b], input_bias, recurrent_bias, h[b], output[b])
                 else:
                     xwh, zrb, hb = xw[s * B + b, 2 * M:], zr[b], h[b]
                     zg, r = zrb[:M], zrb[M:]

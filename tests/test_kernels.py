@@ -223,42 +223,71 @@ def test_fma_form_of_tanh_and_sigmoid(code):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("M", [1, 3, 16, 37])
 def test_fused_rows_match_gate_by_gate(dtype, M):
-    """The one-pass rows used for Keras' default activations (_lstm_row, _gru_row)
-    give the same bits as the gate-by-gate pass used for every other activation,
-    with tanh and sigmoid in the fused multiply-add form the rows use."""
+    """The one-pass steps used for Keras' default activations (_lstm_rows,
+    _gru_rows) give the same bits as the gate-by-gate pass used for every other
+    activation, with tanh and sigmoid in the fused multiply-add form they use; and
+    follow Keras' mask rule, row by row. Rows: 0 and 2 unmasked, 1 masked; their xW
+    rows start at ``first`` of a taller block, and outputs gets step 1 of 3."""
     rng = np.random.default_rng(M)
     tanh, sigmoid = kernels.TANH, kernels.SIGMOID
+    B, first, step, t = 3, 2, 1, 0
+    mask = np.array([[True], [False], [True]])
 
     def act(code, v):
         v = v.copy()
         kernels.activate_block(code, v, True)
         return v
-    z, xw, bias = (rng.normal(scale=3, size=4 * M).astype(dtype) for _ in range(3))
-    c0 = rng.normal(size=M).astype(dtype)
-    for bias_first in (False, True):
-        pre = (xw + bias) + z if bias_first else (xw + z) + bias
-        i, f, g, o = (act(code, pre[k * M:(k + 1) * M])
-                      for k, code in enumerate((sigmoid, sigmoid, tanh, sigmoid)))
-        c_expected = f * c0 + i * g
-        h_expected = o * act(tanh, c_expected)
-        c, h, out = c0.copy(), np.empty(M, dtype), np.empty(M, dtype)
-        kernels._lstm_row(z, xw, bias, c, h, out, bias_first)
-        np.testing.assert_array_equal(c, c_expected)
-        np.testing.assert_array_equal(h, h_expected)
-        np.testing.assert_array_equal(out, h_expected)
 
-    u, xw, input_bias, recurrent_bias = (rng.normal(scale=3, size=3 * M).astype(dtype)
-                                         for _ in range(4))
-    h0 = rng.normal(size=M).astype(dtype)
-    uu = u + recurrent_bias
-    pre = (xw + input_bias)[:2 * M] + uu[:2 * M]
-    zg, r = act(sigmoid, pre[:M]), act(sigmoid, pre[M:])
-    hh = act(tanh, (xw[2 * M:] + input_bias[2 * M:]) + r * uu[2 * M:])
-    expected = zg * h0 + (np.array(1, dtype) - zg) * hh
-    h, out = h0.copy(), np.empty(M, dtype)
-    kernels._gru_row(u, xw, input_bias, recurrent_bias, h, out)
-    np.testing.assert_array_equal(h, expected)
-    np.testing.assert_array_equal(out, expected)
+    def rows(width):
+        return rng.normal(scale=3, size=(B, width)).astype(dtype)
+    z, bias = rows(4 * M), rng.normal(size=4 * M).astype(dtype)
+    xw = rng.normal(scale=3, size=(first + B + 1, 4 * M)).astype(dtype)
+    c0, h0, out0 = rows(M), rows(M), rows(M)
+    for bias_first, zero_output in ((False, False), (True, True)):
+        c, h, out = c0.copy(), h0.copy(), out0.copy()
+        outputs = np.full((B, 3, M), 7, dtype)
+        kernels._lstm_rows(z, xw, first, bias, c, h, out, outputs, step, mask, True, t,
+                           zero_output, True, bias_first)
+        for b in range(B):
+            if not mask[b, t]:  # states kept; output kept, or zeroed
+                np.testing.assert_array_equal(c[b], c0[b])
+                np.testing.assert_array_equal(h[b], h0[b])
+                np.testing.assert_array_equal(out[b], 0 * out0[b] if zero_output else out0[b])
+            else:
+                pre = (xw[first + b] + bias) + z[b] if bias_first else (xw[first + b] + z[b]) + bias
+                i, f, g, o = (act(code, pre[k * M:(k + 1) * M])
+                              for k, code in enumerate((sigmoid, sigmoid, tanh, sigmoid)))
+                c_expected = f * c0[b] + i * g
+                h_expected = o * act(tanh, c_expected)
+                np.testing.assert_array_equal(c[b], c_expected)
+                np.testing.assert_array_equal(h[b], h_expected)
+                np.testing.assert_array_equal(out[b], h_expected)
+            np.testing.assert_array_equal(outputs[b, step], out[b])
+        assert np.all(outputs[:, [0, 2]] == 7)
+
+    u = rows(3 * M)
+    xw = rng.normal(scale=3, size=(first + B, 3 * M)).astype(dtype)
+    input_bias, recurrent_bias = (rng.normal(size=3 * M).astype(dtype) for _ in range(2))
+    for zero_output, return_sequences in ((False, True), (True, False)):
+        h, out = h0.copy(), out0.copy()
+        outputs = np.full((B, 3, M), 7, dtype)
+        kernels._gru_rows(u, xw, first, input_bias, recurrent_bias, h, out, outputs, step, mask,
+                          True, t, zero_output, return_sequences)
+        for b in range(B):
+            if not mask[b, t]:
+                np.testing.assert_array_equal(h[b], h0[b])
+                np.testing.assert_array_equal(out[b], 0 * out0[b] if zero_output else out0[b])
+            else:
+                uu = u[b] + recurrent_bias
+                pre = (xw[first + b] + input_bias)[:2 * M] + uu[:2 * M]
+                zg, r = act(sigmoid, pre[:M]), act(sigmoid, pre[M:])
+                hh = act(tanh, (xw[first + b, 2 * M:] + input_bias[2 * M:]) + r * uu[2 * M:])
+                expected = zg * h0[b] + (np.array(1, dtype) - zg) * hh
+                np.testing.assert_array_equal(h[b], expected)
+                np.testing.assert_array_equal(out[b], expected)
+        if return_sequences:
+            np.testing.assert_array_equal(outputs[:, step], out)
+        assert np.all(outputs[:, [0, 2]] == 7) and (return_sequences or np.all(outputs == 7))
 
 
 def test_gate_loops_ask_for_wide_vectors():
@@ -276,28 +305,32 @@ def test_gate_loops_ask_for_wide_vectors():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("row", ["lstm", "gru"])
 def test_one_pass_rows_vectorise(row, dtype):
-    """The one-pass rows must compile to vector code: one array passed to a
+    """The one-pass steps must compile to vector code: one array passed to a
     helper inside the loop (Numba then counts its references per element) once
     left them scalar and the LSTM 10x slower, with every result still right."""
     import re
     from numba import njit
-    M = 37
+    M, B = 37, 3
     rng = np.random.default_rng(0)
+
+    def array(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+    mask = np.ones((B, 1), bool)
     if row == "lstm":
-        fresh = njit(cache=False)(kernels._lstm_row.py_func)
-        arrays = [rng.standard_normal(n).astype(dtype) for n in (4 * M, 4 * M, 4 * M, M, M, M)]
-        fresh(*arrays, False)
+        fresh = njit(cache=False)(kernels._lstm_rows.py_func)
+        fresh(array(B, 4 * M), array(B, 4 * M), 0, array(4 * M), array(B, M), array(B, M),
+              array(B, M), array(B, 1, M), 0, mask, False, 0, False, True, False)
     else:
-        fresh = njit(cache=False)(kernels._gru_row.py_func)
-        arrays = [rng.standard_normal(n).astype(dtype) for n in (3 * M, 3 * M, 3 * M, 3 * M, M, M)]
-        fresh(*arrays)
+        fresh = njit(cache=False)(kernels._gru_rows.py_func)
+        fresh(array(B, 3 * M), array(B, 3 * M), 0, array(3 * M), array(3 * M), array(B, M),
+              array(B, M), array(B, 1, M), 0, mask, False, 0, False, True)
     ir = fresh.inspect_llvm(fresh.signatures[0])
     kind = "float" if dtype == np.float32 else "double"
     assert re.search(rf"fdiv (?:[a-z]+ )*<\d+ x {kind}>", ir), "the row loop did not vectorise"
     # every array's data pointer (the fifth member Numba passes) marked noalias
     # (kernels._disjoint_arrays): no run-time overlap checks before the loop
-    names = ("z", "xw", "bias", "c", "h", "out") if row == "lstm" else \
-        ("u", "xw", "input_bias", "recurrent_bias", "h", "out")
+    names = ("z", "xw", "bias", "c", "h", "output", "outputs") if row == "lstm" else \
+        ("u", "xw", "input_bias", "recurrent_bias", "h", "output", "outputs")
     for name in names:
         assert re.search(rf"noalias[^,%]*%arg\.{name}\.4\b", ir), name
 
@@ -310,8 +343,9 @@ def _lstm_call(h, c, output, bias, x, w, u):
 
 
 def test_sequence_kernels_refuse_overlapping_states():
-    """The one-pass rows are compiled on the promise that the states, the output and
-    the biases share no memory (_disjoint_arrays); the kernels check it first."""
+    """The one-pass steps are compiled on the promise that the states, the output,
+    the outputs (return_sequences) and the biases share no memory
+    (_disjoint_arrays); the kernels check it first."""
     rng = np.random.default_rng(5)
     B, T, D, M = 2, 3, 3, 5
     x = rng.standard_normal((B, T, D)).astype(np.float32)
@@ -336,16 +370,25 @@ def test_sequence_kernels_refuse_overlapping_states():
     with pytest.raises(ValueError, match="must not share memory"):
         _lstm_call(flat[4 * M - 1:4 * M - 1 + B * M].reshape(B, M), fresh(), fresh(),
                    flat[:4 * M], x, w, u)
+    none = _NO_PANELS["float32"]
+    outputs = np.zeros((B, T, M), np.float32)  # return_sequences: every output apart too
+    for target in ("h", "c", "output"):
+        arrays = {"h": fresh(), "c": fresh(), "output": fresh(), target: outputs[:, 1]}
+        with pytest.raises(ValueError, match="must not share memory"):
+            kernels.lstm_sequence(x, w, u, bias, arrays["h"], arrays["c"], _NO_MASK, False,
+                                  False, False, True, 1, 2, outputs, arrays["output"], False,
+                                  False, none, none, handoff.TABLE, handoff.NO_PLAN)
     wg = rng.standard_normal((D, 3 * M)).astype(np.float32)
     ug = rng.standard_normal((M, 3 * M)).astype(np.float32)
     b_in, b_rec = (rng.standard_normal(3 * M).astype(np.float32) for _ in range(2))
     flat = np.zeros(3 * M + B * M, np.float32)  # the recurrent bias running into h
-    for h, output, recurrent_bias in [
-            (shared, shared, b_rec),
-            (flat[3 * M - 1:3 * M - 1 + B * M].reshape(B, M), fresh(), flat[:3 * M])]:
+    for h, output, recurrent_bias, return_sequences in [
+            (shared, shared, b_rec, False),
+            (flat[3 * M - 1:3 * M - 1 + B * M].reshape(B, M), fresh(), flat[:3 * M], False),
+            (outputs[:, 2], fresh(), b_rec, True), (fresh(), outputs[:, 0], b_rec, True)]:
         with pytest.raises(ValueError, match="must not share memory"):
             kernels.gru_sequence(x, wg, ug, np.zeros((1, 1), np.float32), b_in,
                                  recurrent_bias, True, h, _NO_MASK, False, False, False,
-                                 False, 1, 2, _NO_OUTPUTS["float32"], output, False,
-                                 *[_NO_PANELS["float32"]] * 3, handoff.TABLE,
-                                 handoff.NO_PLAN)
+                                 return_sequences, 1, 2,
+                                 outputs if return_sequences else _NO_OUTPUTS["float32"],
+                                 output, False, *[none] * 3, handoff.TABLE, handoff.NO_PLAN)
