@@ -548,7 +548,9 @@ def _project_chunk(x, kernel, panels, s0, n, go_backwards, scratch, xw, exact):
     for s in range(n):
         t = T - 1 - (s0 + s) if go_backwards else s0 + s
         for b in range(B):
-            scratch[s * B + b, :] = x[b, t, :]
+            row = s * B + b
+            for k in range(D):  # a plain loop: cheaper than Numba's slice assignment
+                scratch[row, k] = x[b, t, k]
     _product(scratch[: n * B], kernel, panels, xw[: n * B], exact, B)
 
 
