@@ -212,7 +212,8 @@ def test_fma_form_of_tanh_and_sigmoid(code):
     special = np.array([np.nan, np.inf, -np.inf, 200, -200, 8.0177336, -1e30], np.float32)
     kernels.activate_block(code, special, True)
     assert np.isnan(special[0])
-    expected = [1, -1, 1, -1, 1, -1] if code == kernels.TANH else [1, 0, 1, 0, 1 / (1 + np.exp(-8.0177336)), 0]
+    expected = ([1, -1, 1, -1, 1, -1] if code == kernels.TANH
+                else [1, 0, 1, 0, 1 / (1 + np.exp(-8.0177336)), 0])
     np.testing.assert_allclose(special[1:], expected, rtol=1e-7, atol=0)
     if code == kernels.TANH:
         assert special[3] == 1 and special[5] == 1  # exactly 1 from the bound on
