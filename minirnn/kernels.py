@@ -203,30 +203,6 @@ def sigmoid_fma(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def _float32(x):
-    return isinstance(x, types.Float) and x.bitwidth == 32
-
-
-@overload(tanh)
-def _tanh_overload(x):
-    return (lambda x: _tanh32(x, False)) if _float32(x) else (lambda x: _tanh64(x))
-
-
-@overload(sigmoid)
-def _sigmoid_overload(x):
-    return (lambda x: _sigmoid32(x, False)) if _float32(x) else (lambda x: _sigmoid64(x))
-
-
-@overload(tanh_fma)
-def _tanh_fma_overload(x):
-    return (lambda x: _tanh32(x, True)) if _float32(x) else (lambda x: _tanh64(x))
-
-
-@overload(sigmoid_fma)
-def _sigmoid_fma_overload(x):
-    return (lambda x: _sigmoid32(x, True)) if _float32(x) else (lambda x: _sigmoid64(x))
-
-
 @njit(cache=True, error_model="numpy")
 def _mad(a, b, c, fma):
     """a * b + c: rounded once (a fused multiply-add) with ``fma``, else twice, as
@@ -352,6 +328,24 @@ def _sigmoid64(x):
     e = _exp64(-abs(x))
     positive = 1.0 / (1.0 + e)
     return positive if x >= 0 else e / (1.0 + e)
+
+
+def _by_precision(form32, form64, fma):
+    """The overload of tanh, sigmoid, tanh_fma or sigmoid_fma: ``form32(x, fma)``
+    for a float32 x, ``form64(x)`` otherwise."""
+    def choose(x):
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            return lambda x: form32(x, fma)
+        return lambda x: form64(x)
+    return choose
+
+
+for _scalar, _form32, _form64, _fma in ((tanh, _tanh32, _tanh64, False),
+                                        (sigmoid, _sigmoid32, _sigmoid64, False),
+                                        (tanh_fma, _tanh32, _tanh64, True),
+                                        (sigmoid_fma, _sigmoid32, _sigmoid64, True)):
+    overload(_scalar)(_by_precision(_form32, _form64, _fma))
+del _scalar, _form32, _form64, _fma
 
 
 @njit(cache=True, error_model="numpy")
