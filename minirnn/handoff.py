@@ -27,6 +27,31 @@ so a missed or early signal costs time, never a result. A caller's ``plan``
 holds the budget of its wait, then per worker its row and the number of
 finished parts to wait for.
 
+A call too small to be worth that round trip through Python (a streaming step
+of 32 rows takes 50 µs; splitting it so cost 24 µs) shares its batch without
+Python instead, with a worker that is awake and that the caller holds
+(:func:`helper_plan`). The caller's kernel checks its operands, then writes a
+*job* into the worker's row: the addresses and shapes of the arrays of the
+worker's rows of the batch, and the kernel's other arguments. The worker finds
+it from its spin loop (minirnn.worker) and runs the kernel on those rows in
+compiled code while the caller's kernel runs the others. A job moves through
+the states of the row's ``HELP`` word, each move that two sides could make at
+once an atomic compare-and-swap, so that exactly one of them makes it::
+
+    OFF --the worker rests--> READY
+    READY or ANSWERED --a caller claims--> WRITING --it wrote the job--> ASKED
+    ASKED --the worker takes it--> BUSY --done--> ANSWERED
+    ASKED --the caller gives up (the worker was late)--> READY
+    READY or ANSWERED --the worker's rest ends--> OFF: no caller claims
+
+Only the caller that claimed the word writes the job, and only while the worker
+does not read it; the worker answers with the job's ticket, so that a caller
+waits for its own answer. A caller that finds the worker OFF (or the word
+claimed by another call) runs every row itself, and so does one that gave the
+job up, or whose job failed in the worker: a worker that went to sleep costs a
+wait, never a result. Every batch row runs its own recurrence, so a shared call
+has the same bits as one run whole.
+
 Spinning needs the CPU's pause instruction and time stamp counter: on other
 CPUs than x86-64 workers never spin and the plans are empty.
 """
@@ -35,6 +60,7 @@ import platform
 import threading
 import time
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -42,11 +68,24 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 SPINS = platform.machine().lower() in ("x86_64", "amd64")
-POSTED, DONE, SPINNING = 0, 1, 2           # the columns of a worker's row
+# The columns of a worker's row. Its first cache line: the counts of its parts,
+# whether it spins, a job's state (HELP), the ticket of the last job asked for, the
+# answer to the last one run (its ticket, negated if it failed), the address of
+# the job's compiled entry point (see minirnn.kernels.job_address). Then the job:
+# the kernel's scalar arguments from column VALUES on, and its arrays from ARRAYS
+# on, each an address and up to 3 lengths (see put_array).
+POSTED, DONE, SPINNING, HELP, TICKET, ANSWER, ENTRY = range(7)
+VALUES, ARRAYS = 8, 24
+OFF, READY, WRITING, ASKED, BUSY, ANSWERED = range(6)   # the states of HELP
+HELPED = -1           # plan[0] of a helper plan (see helper_plan)
+JOB_KINDS = 6         # the kinds of jobs: LSTM, GRU, SimpleRNN, each float32 and float64
 REST_SECONDS = 2e-4   # a worker spins this long after a part before it sleeps
+JOB_REST_SECONDS = 1e-3  # and this long after a job (see minirnn.worker)
 WAIT_SECONDS = 5e-4   # a caller's kernel waits this long for its workers' signals
+TAKE_SECONDS = 5e-5   # a job not taken this long after it was asked is given up
 
-TABLE = np.zeros((256, 8), np.int64)       # a row (64 bytes) per worker
+COLUMNS = ARRAYS + 4 * 16                  # room for 16 arrays
+TABLE = np.zeros((64, COLUMNS), np.int64)   # a row per worker
 NO_PLAN = np.zeros(0, np.int64)
 _free_rows = list(range(TABLE.shape[0] - 1, -1, -1))
 _rows_lock = threading.Lock()
@@ -70,6 +109,32 @@ def _load(typingctx, table, row, column):
     def codegen(context, builder, signature, args):
         return builder.load_atomic(_pointer(context, builder, signature, args), "acquire", 8)
     return types.int64(table, row, column), codegen
+
+
+@intrinsic
+def _swap(typingctx, table, row, column, expected, value):
+    """table[row, column] = value if it was ``expected`` (one atomic compare-and-swap,
+    sequentially consistent); whether it was."""
+    def codegen(context, builder, signature, args):
+        expected, value = (context.cast(builder, v, t, types.int64)
+                           for v, t in zip(args[3:], signature.args[3:]))
+        pair = builder.cmpxchg(_pointer(context, builder, signature, args), expected, value,
+                               "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
+    return types.boolean(table, row, column, expected, value), codegen
+
+
+@intrinsic
+def _pointer_to(typingctx, address, like):
+    """The int ``address`` as a pointer to values of ``like``'s type (a float or a
+    bool), for numba.carray (see get_array)."""
+    if not isinstance(like, (types.Float, types.Boolean)):
+        return None
+    pointer = types.CPointer(like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+    return pointer(types.int64, like), codegen
 
 
 @intrinsic
@@ -143,12 +208,15 @@ def _spin_while(table, row, column, value, budget):
 
 @njit(cache=True, nogil=True)
 def _valid_row(table, row):
-    return 0 <= row < table.shape[0] and table.shape[1] > SPINNING
+    return 0 <= row < table.shape[0] and table.shape[1] >= COLUMNS
 
 
 @njit(cache=True, nogil=True)
 def begin(table, plan):
-    """Post one part to each worker of ``plan`` (a caller's kernel, first thing)."""
+    """Post one part to each worker of ``plan`` (a caller's kernel, first thing;
+    nothing for a helper plan)."""
+    if plan.size and plan[0] == HELPED:
+        return
     for k in range((plan.size - 1) // 2):
         row = plan[1 + 2 * k]
         if _valid_row(table, row):
@@ -158,7 +226,10 @@ def begin(table, plan):
 @njit(cache=True, nogil=True)
 def end(table, plan):
     """Wait, spinning at most plan[0] counter cycles in all, until each worker of
-    ``plan`` has finished its part (a caller's kernel, last thing)."""
+    ``plan`` has finished its part (a caller's kernel, last thing; nothing for a
+    helper plan)."""
+    if plan.size and plan[0] == HELPED:
+        return
     start = _cycles()
     for k in range((plan.size - 1) // 2):
         row, finished = plan[1 + 2 * k], plan[2 + 2 * k]
@@ -176,18 +247,115 @@ def _finish(table, row):
         _store(table, row, DONE, _load(table, row, DONE) + 1)
 
 
+# ---- a shared call: the caller's side, then the worker's ----------------------------
+
 @njit(cache=True, nogil=True)
-def _rest(table, row, seen, budget, finished):
-    """A worker after a part: count it done (if ``finished``), then spin at most
-    ``budget`` cycles while no new part is posted (the count is still ``seen``)."""
-    if not _valid_row(table, row):
-        return False
-    if finished:
-        _finish(table, row)
-    _store(table, row, SPINNING, 1)
-    posted = _spin_while(table, row, POSTED, seen, budget)
-    _store(table, row, SPINNING, 0)
-    return posted
+def helper_row(table, plan, kind):
+    """The row of a helper plan's worker, for a job of ``kind``; -1 for other
+    plans, and where the plan has no entry point for that kind."""
+    if (plan.size == 3 + JOB_KINDS and plan[0] == HELPED and _valid_row(table, plan[1])
+            and 0 <= kind < JOB_KINDS and plan[3 + kind] != 0):
+        return plan[1]
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def claim_job(table, row):
+    """Claim the worker's row for a job (READY or ANSWERED -> WRITING); False when
+    the worker does not spin or another call has claimed it."""
+    return _swap(table, row, HELP, READY, WRITING) or _swap(table, row, HELP, ANSWERED, WRITING)
+
+
+@njit(cache=True, nogil=True)
+def c_order(a):
+    """Whether ``a`` lies in C order with no gaps, as numba.carray rebuilds it
+    (an empty array always does: no byte of it is read)."""
+    if a.size == 0:
+        return True
+    expected = a.itemsize
+    for d in range(a.ndim - 1, -1, -1):
+        if a.shape[d] > 1 and a.strides[d] != expected:
+            return False
+        expected *= a.shape[d]
+    return True
+
+
+@njit(cache=True, nogil=True)
+def put_array(table, row, slot, a):
+    """Write array ``slot`` of the job: a's address and lengths (a in C order, see
+    c_order; 1 to 3 dimensions)."""
+    column = ARRAYS + 4 * slot
+    table[row, column] = a.ctypes.data
+    for d in range(a.ndim):
+        table[row, column + 1 + d] = a.shape[d]
+
+
+@njit(cache=True, nogil=True)
+def put_value(table, row, index, value):
+    """Write the job's scalar argument ``index`` (an int or a bool)."""
+    table[row, VALUES + index] = value
+
+
+@njit(cache=True, nogil=True)
+def ask(table, row, plan, kind):
+    """Ask the claimed worker to run the job of ``kind`` just written (WRITING ->
+    ASKED), with the plan's entry point for it; the job's ticket, for wait."""
+    ticket = table[row, TICKET] + 1
+    table[row, ENTRY] = plan[3 + kind]
+    _store(table, row, TICKET, ticket)
+    _store(table, row, HELP, ASKED)
+    return ticket
+
+
+@njit(cache=True, nogil=True)
+def wait(table, plan, row, ticket):
+    """After the caller's own rows: wait for the answer to job ``ticket``. True
+    when the worker ran the job; False when the caller must run those rows itself:
+    the worker had not taken the job plan[2] counter cycles into this wait (then
+    the caller takes it back), or the job failed there. Once the worker has taken
+    the job, the caller waits for it, however long, so that the job's arrays
+    outlive the worker's use of them."""
+    start = last = _cycles()
+    while True:
+        answer = _load(table, row, ANSWER)
+        if answer == ticket or answer == -ticket:
+            return answer == ticket
+        now = _cycles()
+        if (now - start > plan[2] and _load(table, row, HELP) == ASKED
+                and _swap(table, row, HELP, ASKED, READY)):
+            return False
+        if now - last > _YIELD_CYCLES:  # the worker may be queued on this core
+            _sched_yield()
+            last = now
+        _pause()
+
+
+@njit(cache=True, nogil=True)
+def value(job, index):
+    """The scalar argument ``index`` of ``job`` (a worker's row; see put_value)."""
+    return job[VALUES + index]
+
+
+@njit(cache=True, nogil=True)
+def get_array1(job, slot, like):
+    """Array ``slot`` of ``job`` (see put_array), 1-D, of ``like``'s type."""
+    column = ARRAYS + 4 * slot
+    return numba.carray(_pointer_to(job[column], like), (job[column + 1],))
+
+
+@njit(cache=True, nogil=True)
+def get_array2(job, slot, like):
+    """Array ``slot`` of ``job``, 2-D."""
+    column = ARRAYS + 4 * slot
+    return numba.carray(_pointer_to(job[column], like), (job[column + 1], job[column + 2]))
+
+
+@njit(cache=True, nogil=True)
+def get_array3(job, slot, like):
+    """Array ``slot`` of ``job``, 3-D."""
+    column = ARRAYS + 4 * slot
+    return numba.carray(_pointer_to(job[column], like),
+                        (job[column + 1], job[column + 2], job[column + 3]))
 
 
 def _cycles_for(seconds):
@@ -214,7 +382,10 @@ def take_row():
     if not SPINS:
         return -1
     with _rows_lock:
-        return _free_rows.pop() if _free_rows else -1
+        row = _free_rows.pop() if _free_rows else -1
+    if row >= 0:
+        TABLE[row, SPINNING] = TABLE[row, HELP] = 0  # as an ended worker leaves it: OFF
+    return row
 
 
 def give_back_row(row):
@@ -232,13 +403,6 @@ def posted(row):
 def spinning(row):
     """Whether the worker of ``row`` is spinning (awake) now."""
     return row >= 0 and bool(TABLE[row, SPINNING])
-
-
-def rest(row, seen, finished=True):
-    """A worker's rest after a part (see _rest); whether a new part was posted."""
-    if row < 0:
-        return False
-    return _rest(TABLE, row, seen, _cycles_for(REST_SECONDS), finished)
 
 
 def finish(row):
@@ -263,6 +427,25 @@ def plan(rows):
     for row in rows:
         entries += [row, int(TABLE[row, DONE]) + 1]
     return np.array(entries, np.int64)
+
+
+_helper_plans = {}
+
+
+def helper_plan(row, kind, entry):
+    """A plan that lets a caller's kernel share its batch with the worker of
+    ``row``: HELPED, the row, how long a job waits to be taken (counter cycles),
+    then per kind of job the address of its entry point (0: none yet), here
+    ``entry`` for ``kind``. The caller holds the worker meanwhile, so that no other
+    call hands it parts or jobs (the states of HELP keep the job's memory safe
+    either way)."""
+    plan = _helper_plans.get(row)
+    if plan is None:
+        plan = np.zeros(3 + JOB_KINDS, np.int64)
+        plan[:3] = HELPED, row, _cycles_for(TAKE_SECONDS)
+        _helper_plans[row] = plan
+    plan[3 + kind] = entry
+    return plan
 
 
 def offer(plan):

@@ -76,7 +76,9 @@ def _ensure_cache_dir(package_dir=None):
 
 _ensure_cache_dir()
 
-from numba import njit, types  # noqa: E402  (after the cache directory is settled)
+# The imports below come after the cache directory is settled.
+import numba  # noqa: E402
+from numba import literal_unroll, njit, types  # noqa: E402
 from numba.core.registry import cpu_target  # noqa: E402
 from numba.extending import intrinsic, overload  # noqa: E402
 from llvmlite import ir  # noqa: E402
@@ -856,6 +858,37 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
         raise ValueError("lstm_sequence: h, c, output, outputs and bias must not share memory")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
+    row = -1 if exact or B < 2 else _handoff.helper_row(handoff_table, handoff_plan,
+                                                        _job_kind(_LSTM_JOB, x))
+    shared = (row >= 0 and _in_c_order(x, h, c, mask, outputs, output)
+              and _in_c_order(kernel, recurrent_kernel, bias, kernel_panels, recurrent_panels)
+              and _handoff.claim_job(handoff_table, row))
+    first = _share_point(B) if shared else B
+    if shared:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+        ticket = _ask_lstm(handoff_table, row, handoff_plan, first, B, x, kernel,
+                           recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
+                           zero_output_for_mask, return_sequences, act, rec_act, outputs,
+                           output, bias_first, kernel_panels, recurrent_panels)
+    _lstm_steps(0, first, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
+                go_backwards, zero_output_for_mask, return_sequences, act, rec_act, outputs,
+                output, bias_first, exact, kernel_panels, recurrent_panels)
+    if shared and not _handoff.wait(handoff_table, handoff_plan, row, ticket):
+        _lstm_steps(first, B, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
+                    go_backwards, zero_output_for_mask, return_sequences, act, rec_act,
+                    outputs, output, bias_first, exact, kernel_panels, recurrent_panels)
+    _handoff.end(handoff_table, handoff_plan)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _lstm_steps(r0, r1, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
+                go_backwards, zero_output_for_mask, return_sequences, act, rec_act, outputs,
+                output, bias_first, exact, kernel_panels, recurrent_panels):
+    """lstm_sequence's steps on the batch rows r0 .. r1-1, for operands it checked."""
+    x, h, c, output = x[r0:r1], h[r0:r1], c[r0:r1], output[r0:r1]
+    mask = mask[r0:r1] if use_mask else mask
+    outputs = outputs[r0:r1] if return_sequences else outputs
+    B, T, D = x.shape
+    M = h.shape[1]
     steps = _chunk_steps(B, T, max(D, 4 * M))
     scratch = _gemm.aligned_rows(x, steps * B, D)
     xw = _gemm.aligned_rows(x, steps * B, _width(kernel, kernel_panels))
@@ -896,7 +929,6 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
                     _copy(hb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
-    _handoff.end(handoff_table, handoff_plan)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -933,6 +965,42 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
     _check_panels(recurrent_kernel_h, recurrent_h_panels)
+    row = -1 if exact or B < 2 else _handoff.helper_row(handoff_table, handoff_plan,
+                                                        _job_kind(_GRU_JOB, x))
+    shared = (row >= 0 and _in_c_order(x, h, mask, outputs, output, recurrent_kernel_h)
+              and _in_c_order(kernel, recurrent_kernel, input_bias, recurrent_bias,
+                              kernel_panels, recurrent_panels)
+              and _handoff.c_order(recurrent_h_panels) and _handoff.claim_job(handoff_table, row))
+    first = _share_point(B) if shared else B
+    if shared:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+        ticket = _ask_gru(handoff_table, row, handoff_plan, first, B, x, kernel,
+                          recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
+                          reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
+                          return_sequences, act, rec_act, outputs, output, kernel_panels,
+                          recurrent_panels, recurrent_h_panels)
+    _gru_steps(0, first, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+               recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+               zero_output_for_mask, return_sequences, act, rec_act, outputs, output, exact,
+               kernel_panels, recurrent_panels, recurrent_h_panels)
+    if shared and not _handoff.wait(handoff_table, handoff_plan, row, ticket):
+        _gru_steps(first, B, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+                   recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
+                   exact, kernel_panels, recurrent_panels, recurrent_h_panels)
+    _handoff.end(handoff_table, handoff_plan)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _gru_steps(r0, r1, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+               recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+               zero_output_for_mask, return_sequences, act, rec_act, outputs, output, exact,
+               kernel_panels, recurrent_panels, recurrent_h_panels):
+    """gru_sequence's steps on the batch rows r0 .. r1-1, for operands it checked."""
+    x, h, output = x[r0:r1], h[r0:r1], output[r0:r1]
+    mask = mask[r0:r1] if use_mask else mask
+    outputs = outputs[r0:r1] if return_sequences else outputs
+    B, T, D = x.shape
+    M = h.shape[1]
     one = typed(h[0, 0], 1.0)
     steps = _chunk_steps(B, T, max(D, 3 * M))
     scratch = _gemm.aligned_rows(x, steps * B, D)
@@ -994,7 +1062,6 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                     _copy(hb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
-    _handoff.end(handoff_table, handoff_plan)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -1014,6 +1081,38 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
         raise ValueError("simple_rnn_sequence: the bias does not fit")
     _check_panels(kernel, kernel_panels)
     _check_panels(recurrent_kernel, recurrent_panels)
+    row = -1 if exact or B < 2 else _handoff.helper_row(handoff_table, handoff_plan,
+                                                        _job_kind(_SIMPLE_RNN_JOB, x))
+    shared = (row >= 0 and _in_c_order(x, h, mask, outputs, output, bias)
+              and _in_c_order(kernel, recurrent_kernel, kernel_panels, recurrent_panels)
+              and _handoff.claim_job(handoff_table, row))
+    first = _share_point(B) if shared else B
+    if shared:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+        ticket = _ask_simple_rnn(handoff_table, row, handoff_plan, first, B, x, kernel,
+                                 recurrent_kernel, bias, h, mask, use_mask, go_backwards,
+                                 zero_output_for_mask, return_sequences, act, outputs, output,
+                                 kernel_panels, recurrent_panels)
+    _simple_rnn_steps(0, first, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
+                      go_backwards, zero_output_for_mask, return_sequences, act, outputs,
+                      output, exact, kernel_panels, recurrent_panels)
+    if shared and not _handoff.wait(handoff_table, handoff_plan, row, ticket):
+        _simple_rnn_steps(first, B, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
+                          go_backwards, zero_output_for_mask, return_sequences, act, outputs,
+                          output, exact, kernel_panels, recurrent_panels)
+    _handoff.end(handoff_table, handoff_plan)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _simple_rnn_steps(r0, r1, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
+                      go_backwards, zero_output_for_mask, return_sequences, act, outputs,
+                      output, exact, kernel_panels, recurrent_panels):
+    """simple_rnn_sequence's steps on the batch rows r0 .. r1-1, for operands it
+    checked."""
+    x, h, output = x[r0:r1], h[r0:r1], output[r0:r1]
+    mask = mask[r0:r1] if use_mask else mask
+    outputs = outputs[r0:r1] if return_sequences else outputs
+    B, T, D = x.shape
+    M = h.shape[1]
     steps = _chunk_steps(B, T, max(D, M))
     scratch = _gemm.aligned_rows(x, steps * B, D)
     xw = _gemm.aligned_rows(x, steps * B, _width(kernel, kernel_panels))
@@ -1039,4 +1138,191 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
                     _copy(zb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
-    _handoff.end(handoff_table, handoff_plan)
+
+
+# ---- a shared call: the worker's rows of the batch as a job (minirnn.handoff) -------
+#
+# A kernel with a helper plan writes the job of rows first .. B-1 into the worker's
+# row of the hand-off table: each array the kernel's steps take (an address and its
+# lengths: whole arrays, in C order, which the steps slice themselves), then the
+# rows and the other arguments, all in the order of the steps' arguments. The
+# worker's rest (minirnn.worker) calls the job's entry point, a C function compiled
+# from one of the _xxx_job_float32/64 below when a layer first shares a call of
+# that kind (job_address): it reads the job back and runs the steps. Compiled
+# apart, each kind costs its compile only where it is used.
+
+_LSTM_JOB, _GRU_JOB, _SIMPLE_RNN_JOB = 0, 2, 4   # the job's kind; + 1 for float64
+# A job's arrays (1-D, 2-D, 3-D) and scalar values, as the _xxx_job below read them.
+_a1, _a2, _a3, _v = _handoff.get_array1, _handoff.get_array2, _handoff.get_array3, _handoff.value
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _job_kind(first, x):
+    return first + (x.itemsize == 8)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _share_point(B):
+    """The first of the worker's rows in a shared call of B >= 2 rows: the caller
+    the larger half, in whole 8-row tiles from 16 rows up (as layers._batch_slices)."""
+    unit = 8 if B >= 16 else 1
+    return min(B - 1, unit * -(-(-(-B // unit)) // 2))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _in_c_order(*arrays):
+    """Whether every array lies in C order without gaps (a job's arrays must)."""
+    ok = True
+    for a in literal_unroll(arrays):
+        ok = ok and _handoff.c_order(a)
+    return ok
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _put_values(table, row, *values):
+    index = 0
+    for value in literal_unroll(values):
+        _handoff.put_value(table, row, index, value)
+        index += 1
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _put_arrays(table, row, *arrays):
+    slot = 0
+    for a in literal_unroll(arrays):
+        _handoff.put_array(table, row, slot, a)
+        slot += 1
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _ask_lstm(table, row, plan, r0, r1, x, kernel, recurrent_kernel, bias, h, c, mask,
+              use_mask, go_backwards, zero_output_for_mask, return_sequences, act, rec_act,
+              outputs, output, bias_first, kernel_panels, recurrent_panels):
+    """Ask the worker of ``row`` to run _lstm_steps on the rows r0 .. r1-1."""
+    _put_arrays(table, row, x, kernel, recurrent_kernel, bias, h, c, mask, outputs, output,
+                kernel_panels, recurrent_panels)
+    _put_values(table, row, r0, r1, use_mask, go_backwards, zero_output_for_mask,
+                return_sequences, act, rec_act, bias_first)
+    return _handoff.ask(table, row, plan, _job_kind(_LSTM_JOB, x))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _lstm_job(job, like):
+    """Run an LSTM job (see _ask_lstm) on values of ``like``'s type; 1 when done,
+    0 when it failed."""
+    done = 1
+    try:
+        _lstm_steps(_v(job, 0), _v(job, 1), _a3(job, 0, like), _a2(job, 1, like),
+                    _a2(job, 2, like), _a1(job, 3, like), _a2(job, 4, like), _a2(job, 5, like),
+                    _a2(job, 6, np.bool_(True)), _v(job, 2) != 0, _v(job, 3) != 0,
+                    _v(job, 4) != 0, _v(job, 5) != 0, _v(job, 6), _v(job, 7),
+                    _a3(job, 7, like), _a2(job, 8, like), _v(job, 8) != 0, False,
+                    _a3(job, 9, like), _a3(job, 10, like))
+    except Exception:  # the caller runs these rows itself, and meets the error there
+        done = 0
+    return done
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _ask_gru(table, row, plan, r0, r1, x, kernel, recurrent_kernel, recurrent_kernel_h,
+             input_bias, recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+             zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
+             kernel_panels, recurrent_panels, recurrent_h_panels):
+    """Ask the worker of ``row`` to run _gru_steps on the rows r0 .. r1-1."""
+    _put_arrays(table, row, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+                recurrent_bias, h, mask, outputs, output, kernel_panels, recurrent_panels,
+                recurrent_h_panels)
+    _put_values(table, row, r0, r1, reset_after, use_mask, go_backwards,
+                zero_output_for_mask, return_sequences, act, rec_act)
+    return _handoff.ask(table, row, plan, _job_kind(_GRU_JOB, x))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _gru_job(job, like):
+    """Run a GRU job (see _ask_gru); 1 when done, 0 when it failed."""
+    done = 1
+    try:
+        _gru_steps(_v(job, 0), _v(job, 1), _a3(job, 0, like), _a2(job, 1, like), _a2(job, 2, like),
+                   _a2(job, 3, like), _a1(job, 4, like), _a1(job, 5, like), _v(job, 2) != 0,
+                   _a2(job, 6, like), _a2(job, 7, np.bool_(True)), _v(job, 3) != 0,
+                   _v(job, 4) != 0, _v(job, 5) != 0, _v(job, 6) != 0, _v(job, 7), _v(job, 8),
+                   _a3(job, 8, like), _a2(job, 9, like), False, _a3(job, 10, like),
+                   _a3(job, 11, like), _a3(job, 12, like))
+    except Exception:
+        done = 0
+    return done
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _ask_simple_rnn(table, row, plan, r0, r1, x, kernel, recurrent_kernel, bias, h, mask,
+                    use_mask, go_backwards, zero_output_for_mask, return_sequences, act,
+                    outputs, output, kernel_panels, recurrent_panels):
+    """Ask the worker of ``row`` to run _simple_rnn_steps on the rows r0 .. r1-1."""
+    _put_arrays(table, row, x, kernel, recurrent_kernel, bias, h, mask, outputs, output,
+                kernel_panels, recurrent_panels)
+    _put_values(table, row, r0, r1, use_mask, go_backwards, zero_output_for_mask,
+                return_sequences, act)
+    return _handoff.ask(table, row, plan, _job_kind(_SIMPLE_RNN_JOB, x))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _simple_rnn_job(job, like):
+    """Run a SimpleRNN job (see _ask_simple_rnn); 1 when done, 0 when it failed."""
+    done = 1
+    try:
+        _simple_rnn_steps(_v(job, 0), _v(job, 1), _a3(job, 0, like), _a2(job, 1, like),
+                          _a2(job, 2, like), _a1(job, 3, like), _a2(job, 4, like),
+                          _a2(job, 5, np.bool_(True)), _v(job, 2) != 0, _v(job, 3) != 0,
+                          _v(job, 4) != 0, _v(job, 5) != 0, _v(job, 6), _a3(job, 6, like),
+                          _a2(job, 7, like), False, _a3(job, 8, like), _a3(job, 9, like))
+    except Exception:
+        done = 0
+    return done
+
+
+# The entry points, as the C functions job_address compiles: each gets a pointer to
+# its worker's row of the table.
+def _lstm_job_float32(row):
+    return _lstm_job(numba.carray(row, (_handoff.COLUMNS,)), np.float32(0))
+
+
+def _lstm_job_float64(row):
+    return _lstm_job(numba.carray(row, (_handoff.COLUMNS,)), np.float64(0))
+
+
+def _gru_job_float32(row):
+    return _gru_job(numba.carray(row, (_handoff.COLUMNS,)), np.float32(0))
+
+
+def _gru_job_float64(row):
+    return _gru_job(numba.carray(row, (_handoff.COLUMNS,)), np.float64(0))
+
+
+def _simple_rnn_job_float32(row):
+    return _simple_rnn_job(numba.carray(row, (_handoff.COLUMNS,)), np.float32(0))
+
+
+def _simple_rnn_job_float64(row):
+    return _simple_rnn_job(numba.carray(row, (_handoff.COLUMNS,)), np.float64(0))
+
+
+_ENTRIES = (_lstm_job_float32, _lstm_job_float64, _gru_job_float32, _gru_job_float64,
+            _simple_rnn_job_float32, _simple_rnn_job_float64)
+_entry_points = {}  # kind -> the compiled C function (kept alive here)
+
+
+# The kind of job of a layer's kernel ("lstm", "gru" or "simple_rnn") and dtype.
+JOB_KINDS = {(layer, dtype): first + (dtype == "float64")
+             for layer, first in (("lstm", _LSTM_JOB), ("gru", _GRU_JOB),
+                                  ("simple_rnn", _SIMPLE_RNN_JOB))
+             for dtype in ("float32", "float64")}
+
+
+def job_address(kind):
+    """The address of the entry point of jobs of ``kind``, compiled (or read from
+    Numba's cache) the first time on the calling thread."""
+    entry = _entry_points.get(kind)
+    if entry is None:
+        signature = types.int64(types.CPointer(types.int64))
+        entry = _entry_points[kind] = numba.cfunc(signature, cache=True)(_ENTRIES[kind])
+    return entry.address

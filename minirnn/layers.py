@@ -28,6 +28,8 @@ from . import activations, equations, exact, gemm, handoff, kernels
 from .bitwise import ACTIVATIONS as _BITWISE_ACTIVATIONS
 from .bitwise import check_products as _check_bitwise_products
 from .bitwise import require as _require_bitwise
+from .worker import compile_rest as _compile_rest
+from .worker import rest as _rest
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "set_num_threads", "get_num_threads"]
 
@@ -241,6 +243,7 @@ class _Recurrent(_Configurable):
     _gates = 1
     _state_names = ("h",)
     _trace_names = ("h",)
+    _job = "simple_rnn"  # its kernel's kind of job (kernels.JOB_KINDS, minirnn.handoff)
 
     _checks = {
         "units": _plain(_check_units),
@@ -670,7 +673,12 @@ class _Recurrent(_Configurable):
         elif self._split(B, T):
             self._run_slices(x, states, mask, use_mask, outputs, output)
         else:
-            self._kernel_run(x, states, mask, use_mask, outputs, output)
+            helper = self._helper(B, T)
+            if helper is None:
+                self._kernel_run(x, states, mask, use_mask, outputs, output)
+            else:
+                _run_helped(*helper, lambda: self._kernel_run(
+                    x, states, mask, use_mask, outputs, output))
         return (outputs if self.return_sequences else None), output, states
 
     def _split(self, B, T):
@@ -679,6 +687,15 @@ class _Recurrent(_Configurable):
                 getattr(_local, "in_part", False):
             return False
         return _worth_a_split(self._flops(B, T, self.kernel.shape[0]))
+
+    def _helper(self, B, T):
+        """(worker, kind of job, its entry point) for a worker that runs some of
+        this call's batch rows from inside its kernel (a call too small to split in
+        Python), or None (see _helping_worker)."""
+        if get_num_threads() < 2 or getattr(_local, "in_part", False):
+            return None
+        return _helping_worker(self._flops(B, T, self.kernel.shape[0]), B,
+                               kernels.JOB_KINDS[self._job, self.dtype])
 
     def _flops(self, B, T, D):
         """Floating-point operations of the products of a call on (B, T, D) inputs,
@@ -742,6 +759,7 @@ class _Recurrent(_Configurable):
 # took 134 µs on one thread and 105 split (LSTM), 98 and 83 (GRU).
 _SPLIT_FLOPS = 1e8
 _SPLIT_FLOPS_AWAKE = 1e7
+_HELP_FLOPS = 1e6   # a call below _SPLIT_FLOPS_AWAKE shares its products from here
 _WAKE = object()    # in a worker's inbox: no part, only a rest (see _worth_a_split)
 _threads = None     # set_num_threads; None: NUMBA_NUM_THREADS, as Numba's own default
 # A thread that already runs part of a call in parallel (a worker, or a
@@ -807,7 +825,7 @@ class _Worker(threading.Thread):
             if task is _WAKE:
                 seen = handoff.posted(self.row)
                 if _idle_again(self):
-                    handoff.rest(self.row, seen, finished=False)
+                    _rest(self.row, seen, finished=False)
                     continue
                 return
             try:
@@ -821,7 +839,7 @@ class _Worker(threading.Thread):
             if not stay:
                 handoff.finish(self.row)  # the caller's kernel waits for this signal
                 return
-            handoff.rest(self.row, seen)
+            _rest(self.row, seen)
 
 
 # Workers waiting for a part, and how many exist (at most get_num_threads() - 1 are
@@ -847,6 +865,8 @@ def _idle_again(worker):
 def _take_workers(wanted):
     """Up to ``wanted`` idle workers, made as needed within the thread setting."""
     global _made
+    if handoff.SPINS and _made < get_num_threads() - 1:  # a worker may be made below
+        _compile_rest()  # here, not in the new worker (see minirnn.worker)
     with _idle_lock:
         taken = [_idle.pop() for _ in range(min(wanted, len(_idle)))]
         new = min(wanted - len(taken), max(0, get_num_threads() - 1 - _made))
@@ -878,6 +898,42 @@ def _worth_a_split(flops):
     for worker in _take_workers(1):
         worker.inbox.put(_WAKE)
     return False
+
+
+def _helping_worker(flops, batch, kind):
+    """(worker, kind, entry point) for an idle worker that is awake now, taken to
+    run some of the ``batch`` rows of a call with ``flops`` of products (a job of
+    ``kind``, see minirnn.handoff), or None: the call is too small, or no worker is
+    awake (then one is woken, so that the next call of a stream finds it awake).
+    The job's entry point is compiled here the first time (or read from the
+    cache), on the calling thread."""
+    if flops < _HELP_FLOPS or batch < 2 or not handoff.SPINS:
+        return None
+    entry = kernels.job_address(kind)
+    with _idle_lock:
+        for worker in _idle:
+            if handoff.spinning(worker.row):
+                _idle.remove(worker)
+                return worker, kind, entry
+    for worker in _take_workers(1):
+        worker.inbox.put(_WAKE)
+    return None
+
+
+def _run_helped(worker, kind, entry, run):
+    """Run ``run`` (a kernel call) here with a helper plan for ``worker`` and jobs
+    of ``kind`` (with their ``entry`` point); this call holds the worker until the
+    kernel returns (see _helping_worker)."""
+    plan = handoff.helper_plan(worker.row, kind, entry)
+    try:
+        handoff.offer(plan)
+        try:
+            run()
+        finally:
+            handoff.withdraw(plan)  # never left for another kernel of this thread
+    finally:
+        if not _idle_again(worker):
+            worker.inbox.put(None)  # more workers than the thread setting: it ends
 
 
 def _run_parts(first, others):
@@ -1023,6 +1079,7 @@ class LSTM(_Recurrent):
     """
 
     _gates = 4
+    _job = "lstm"
     _state_names = ("h", "c")
     _trace_names = ("i", "f", "g", "o", "c", "h")
 
@@ -1087,6 +1144,7 @@ class GRU(_Recurrent):
     """
 
     _gates = 3
+    _job = "gru"
     _trace_names = ("z", "r", "hh", "h")
 
     _checks = {**_Recurrent._checks, "reset_after": _plain(_check_bool)}

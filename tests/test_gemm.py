@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import gemm, handoff
+from minirnn import gemm, handoff, worker
 from minirnn.layers import _batch_slices
 from background import Job
 from conftest import random_weights
@@ -301,7 +301,7 @@ def test_handoff_signals(monkeypatch):
         assert row >= 0 and not handoff.spinning(row)
         done = int(handoff.TABLE[row, handoff.DONE])
         start = time.perf_counter()
-        assert handoff.rest(row, handoff.posted(row)) is False  # nothing posted
+        assert worker.rest(row, handoff.posted(row)) is False  # nothing posted
         assert 1e-4 < time.perf_counter() - start < 0.1
         assert handoff.TABLE[row, handoff.DONE] == done + 1 and not handoff.spinning(row)
 
@@ -310,7 +310,7 @@ def test_handoff_signals(monkeypatch):
         result = []
         seen = handoff.posted(row)
         monkeypatch.setattr(handoff, "REST_SECONDS", 10.0)  # until the post below
-        resting = threading.Thread(target=lambda: result.append(handoff.rest(row, seen)))
+        resting = threading.Thread(target=lambda: result.append(worker.rest(row, seen)))
         resting.start()
         assert _wait_until(lambda: handoff.spinning(row), 5.0)
         plan = handoff.plan([row])
@@ -364,6 +364,189 @@ def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, d
         if split_at is None and posts() > before:
             split_at = k
     assert split_at is not None and split_at < 380, split_at
+
+
+@pytest.fixture
+def sharing(threads, monkeypatch):
+    """Two threads, and every call of two rows or more shares its batch with an
+    awake worker from inside its kernel (a job, minirnn.handoff), none splits."""
+    from minirnn import layers
+    monkeypatch.setattr(layers, "_HELP_FLOPS", 0.0)
+    monkeypatch.setattr(layers, "_SPLIT_FLOPS", np.inf)
+    monkeypatch.setattr(layers, "_SPLIT_FLOPS_AWAKE", np.inf)
+    threads(1)
+    assert _wait_until(lambda: not _workers()), _workers()
+    return threads
+
+
+def _jobs():
+    """The jobs asked of all workers so far."""
+    return sum(int(handoff.TABLE[w.row, handoff.TICKET]) for w in _workers() if w.row >= 0)
+
+
+def _stream_until_shared(call, expected, seconds=5.0):
+    """Call ``call()`` until three of its calls were shared with a worker (or
+    ``seconds`` passed: a worker woken by a call takes the GIL from the next ones
+    within Python's switch interval), checking every result against ``expected``;
+    the number of calls shared."""
+    shared, deadline = 0, None
+    while shared < 3 and (deadline is None or time.monotonic() < deadline):
+        before = _jobs()
+        result = call()
+        for a, b in zip(expected if isinstance(expected, list) else [expected],
+                        result if isinstance(result, list) else [result]):
+            np.testing.assert_array_equal(a, b)
+        shared += _jobs() > before
+        if deadline is None:  # from the end of the first call, which may compile
+            deadline = time.monotonic() + seconds
+    return shared
+
+
+LAYERS = {"LSTM": minirnn.LSTM, "GRU": minirnn.GRU, "SimpleRNN": minirnn.SimpleRNN,
+          "GRU_v1": lambda *a, **k: minirnn.GRU(*a, reset_after=False, **k)}
+
+
+@needs_spinning
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "GRU_v1", "SimpleRNN"])
+@pytest.mark.parametrize("B, T, options", [
+    (2, 1, {}), (3, 4, {"go_backwards": True}), (17, 3, {"mask": True}),
+    (32, 1, {"return_sequences": True}),
+    (5, 6, {"mask": True, "go_backwards": True, "return_sequences": True}),
+])
+def test_calls_shared_with_an_awake_worker_give_the_same_bits(sharing, kind, dtype, B, T,
+                                                              options):
+    """A call too small to split shares its batch rows with an awake worker from
+    inside its kernel: every row is its own recurrence, so the bits are those of
+    one thread, final states included."""
+    options = dict(options)
+    mask = RNG.random((B, T)) < 0.7 if options.pop("mask", False) else None
+    x = RNG.standard_normal((B, T, 24)).astype(dtype)
+    h0 = [RNG.standard_normal((B, 40)).astype(dtype) for _ in range(2 if kind == "LSTM" else 1)]
+    layer = LAYERS[kind](40, return_state=True, seed=7, dtype=dtype, **options)
+    call = lambda: layer(x, mask=mask, initial_state=h0)  # noqa: E731
+    sharing(1)
+    expected = call()
+    sharing(2)
+    assert _stream_until_shared(call, expected) >= 3
+
+
+@needs_spinning
+def test_a_stateful_stream_shares_its_steps(sharing):
+    """Streaming one step per call (T=1, stateful): the worker keeps its rows of the
+    states, the caller its own; states and outputs are those of one thread."""
+    steps = RNG.standard_normal((300, 32, 1, 128)).astype(np.float32)
+    sharing(1)
+    alone = minirnn.LSTM(128, stateful=True, seed=2)
+    expected = [alone(s) for s in steps]
+    sharing(2)
+    layer = minirnn.LSTM(128, stateful=True, seed=2)
+    before = _jobs()
+    for s, e in zip(steps, expected):
+        np.testing.assert_array_equal(layer(s), e)
+    assert _jobs() - before >= 100  # most steps, once the first woke the worker
+    for a, b in zip(layer.states, alone.states):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_spinning
+def test_two_python_threads_share_calls_at_once(sharing):
+    """Two Python threads streaming small calls: each call holds the worker it
+    shares with, or runs alone; every result is right."""
+    sharing(2)
+    x = RNG.standard_normal((12, 2, 48)).astype(np.float32)
+    layers = [minirnn.GRU(64, return_sequences=True, seed=s) for s in (1, 2)]
+    expected = [layer(x) for layer in layers]
+    errors = []
+
+    def call(i):
+        try:
+            for _ in range(300):
+                np.testing.assert_array_equal(layers[i](x), expected[i])
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in (0, 1)]
+    before = _jobs()
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert not errors, errors[0]
+    assert _jobs() > before
+
+
+@needs_spinning
+def test_bitwise_calls_never_share(sharing):
+    """The bitwise mode runs TensorFlow's order of operations on one thread."""
+    sharing(2)
+    x = RNG.standard_normal((8, 1, 16)).astype(np.float32)
+    layer = minirnn.LSTM(16, seed=0, bitwise=True)
+    plain = minirnn.LSTM(16, seed=0)
+    assert _stream_until_shared(lambda: plain(x), plain(x)) >= 1  # the worker is awake
+    before = _jobs()
+    for _ in range(50):
+        layer(x)
+    assert _jobs() == before
+
+
+@needs_spinning
+def test_a_job_moves_through_its_states():
+    """The HELP word of a worker's row (minirnn.handoff): a caller claims it once,
+    asks, and gets its answer; a failed job's answer is its ticket negated; a job
+    nobody takes is taken back; a rest that ends closes the row, answering the job
+    asked for first (here one without an entry point: it fails)."""
+    table = np.zeros((1, handoff.TABLE.shape[1]), np.int64)
+    plan = np.zeros(3 + handoff.JOB_KINDS, np.int64)
+    plan[:3] = handoff.HELPED, 0, 1000
+    assert handoff.helper_row(table, plan, 1) == -1  # no entry point for that kind
+    plan[3 + 1] = 1  # an entry point (never called here)
+    assert handoff.helper_row(table, plan, 1) == 0
+    assert handoff.helper_row(table, plan, handoff.JOB_KINDS) == -1
+    assert handoff.helper_row(np.zeros((1, 8), np.int64), plan, 1) == -1  # too narrow
+    assert handoff.helper_row(table, handoff.NO_PLAN, 1) == -1
+    assert not handoff.claim_job(table, 0)  # OFF: no worker spins there
+    table[0, handoff.HELP] = handoff.READY
+    assert handoff.claim_job(table, 0) and not handoff.claim_job(table, 0)  # WRITING
+    ticket = handoff.ask(table, 0, plan, 1)
+    assert table[0, handoff.HELP] == handoff.ASKED and table[0, handoff.ENTRY] == 1
+    assert worker._took_a_job(table, 0) and table[0, handoff.HELP] == handoff.BUSY
+    assert not worker._took_a_job(table, 0)
+    table[0, handoff.ANSWER] = -ticket  # it failed: the caller runs the rows itself
+    table[0, handoff.HELP] = handoff.ANSWERED
+    assert handoff.wait(table, plan, 0, ticket) is False
+    assert handoff.claim_job(table, 0)  # ANSWERED -> WRITING
+    ticket = handoff.ask(table, 0, plan, 1)
+    assert handoff.wait(table, plan, 0, ticket) is False  # not taken: taken back
+    assert table[0, handoff.HELP] == handoff.READY and table[0, handoff.ANSWER] != ticket
+    table[0, handoff.HELP] = handoff.OFF  # as a worker leaves it after its rest
+    assert worker._rest(table, 0, 0, 0, 0, False) is False  # no time: ends at once
+    assert table[0, handoff.HELP] == handoff.OFF and not table[0, handoff.SPINNING]
+    result, budget = [], handoff._cycles_for(5.0)
+    resting = threading.Thread(
+        target=lambda: result.append(worker._rest(table, 0, 0, budget, budget, False)))
+    resting.start()
+    assert _wait_until(lambda: table[0, handoff.HELP] == handoff.READY, 5.0)
+    assert handoff.claim_job(table, 0)
+    ticket = handoff.ask(table, 0, plan, 0)  # kind 0: no entry point in this plan
+    plan[2] = budget  # the worker spins: wait until it takes the job
+    assert handoff.wait(table, plan, 0, ticket) is False  # the worker took it; it failed
+    assert table[0, handoff.ANSWER] == -ticket and table[0, handoff.SPINNING] == 1
+    table[0, handoff.POSTED] = 1  # a part: the rest ends
+    resting.join(5.0)
+    assert result == [True] and table[0, handoff.HELP] == handoff.OFF
+    assert not handoff.claim_job(table, 0) and not table[0, handoff.SPINNING]
+
+
+@needs_spinning
+def test_job_arrays_must_lie_in_c_order():
+    a = np.zeros((4, 6, 8), np.float32)
+    assert handoff.c_order(a) and handoff.c_order(a[1:3]) and handoff.c_order(a[2:3, 1:2])
+    assert not handoff.c_order(a[:, :1])  # rows 192 bytes apart, 32 bytes each
+    assert handoff.c_order(np.zeros((0, 3))) and handoff.c_order(a[:1, :1, :1])
+    assert handoff.c_order(np.zeros((3, 0, 4))[:, :, ::2])  # empty: nothing to read
+    assert not handoff.c_order(a[:, :, :4]) and not handoff.c_order(a[::2])
+    assert not handoff.c_order(np.asfortranarray(a)) and not handoff.c_order(a[:, ::-1])
 
 
 def test_workers_without_spinning(threads, monkeypatch):
