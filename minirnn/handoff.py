@@ -32,11 +32,13 @@ of 32 rows takes 50 µs; splitting it so cost 24 µs) shares its batch without
 Python instead, with a worker that is awake and that the caller holds
 (:func:`helper_plan`). The caller's kernel checks its operands, then writes a
 *job* into the worker's row: the addresses and shapes of the arrays of the
-worker's rows of the batch, and the kernel's other arguments. The worker finds
-it from its spin loop (minirnn.worker) and runs the kernel on those rows in
-compiled code while the caller's kernel runs the others. A job moves through
-the states of the row's ``HELP`` word, each move that two sides could make at
-once an atomic compare-and-swap, so that exactly one of them makes it::
+worker's rows of the batch, the kernel's other arguments, and the address of the
+job's entry point (a C function compiled for each kind of job, see
+minirnn.kernels.job_address, which the plan carries). The worker finds it from
+its spin loop (minirnn.worker) and runs the kernel on those rows in compiled code
+while the caller's kernel runs the others. A job moves through the states of
+the row's ``HELP`` word, each move that two sides could make at once an atomic
+compare-and-swap, so that exactly one of them makes it::
 
     OFF --the worker rests--> READY
     READY or ANSWERED --a caller claims--> WRITING --it wrote the job--> ASKED
@@ -45,11 +47,12 @@ once an atomic compare-and-swap, so that exactly one of them makes it::
     READY or ANSWERED --the worker's rest ends--> OFF: no caller claims
 
 Only the caller that claimed the word writes the job, and only while the worker
-does not read it; the worker answers with the job's ticket, so that a caller
-waits for its own answer. A caller that finds the worker OFF (or the word
-claimed by another call) runs every row itself, and so does one that gave the
-job up, or whose job failed in the worker: a worker that went to sleep costs a
-wait, never a result. Every batch row runs its own recurrence, so a shared call
+does not read it; the worker answers with the job's ticket (negated if the job
+failed), so that a caller waits for its own answer. A caller that finds the
+worker OFF (or the word claimed by another call) runs every row itself, and so
+does one that gave the job up (not taken ``TAKE_SECONDS`` into its wait), or
+whose job failed in the worker: a worker off its core costs a short wait, never
+a result. Every batch row runs its own recurrence, so a shared call
 has the same bits as one run whole.
 
 Spinning needs the CPU's pause instruction and time stamp counter: on other
@@ -57,6 +60,7 @@ CPUs than x86-64 workers never spin and the plans are empty.
 """
 
 import platform
+import sys
 import threading
 import time
 
@@ -71,10 +75,11 @@ SPINS = platform.machine().lower() in ("x86_64", "amd64")
 # The columns of a worker's row. Its first cache line: the counts of its parts,
 # whether it spins, a job's state (HELP), the ticket of the last job asked for, the
 # answer to the last one run (its ticket, negated if it failed), the address of
-# the job's compiled entry point (see minirnn.kernels.job_address). Then the job:
+# the job's compiled entry point (see minirnn.kernels.job_address), the CPU its
+# caller ran on when it asked (see minirnn.worker). Then the job:
 # the kernel's scalar arguments from column VALUES on, and its arrays from ARRAYS
 # on, each an address and up to 3 lengths (see put_array).
-POSTED, DONE, SPINNING, HELP, TICKET, ANSWER, ENTRY = range(7)
+POSTED, DONE, SPINNING, HELP, TICKET, ANSWER, ENTRY, CALLER_CPU = range(8)
 VALUES, ARRAYS = 8, 24
 OFF, READY, WRITING, ASKED, BUSY, ANSWERED = range(6)   # the states of HELP
 HELPED = -1           # plan[0] of a helper plan (see helper_plan)
@@ -82,7 +87,11 @@ JOB_KINDS = 6         # the kinds of jobs: LSTM, GRU, SimpleRNN, each float32 an
 REST_SECONDS = 2e-4   # a worker spins this long after a part before it sleeps
 JOB_REST_SECONDS = 1e-3  # and this long after a job (see minirnn.worker)
 WAIT_SECONDS = 5e-4   # a caller's kernel waits this long for its workers' signals
-TAKE_SECONDS = 5e-5   # a job not taken this long after it was asked is given up
+# A job the worker has not taken this long into the caller's wait (the caller ran its
+# own rows meanwhile) is taken back: a worker that spins takes a job within about
+# 0.1 us, so one that has not is off its core (as when another library's spinning
+# threads share it: OpenBLAS's spin about 0.1 s after each of its calls).
+TAKE_SECONDS = 5e-6
 
 COLUMNS = ARRAYS + 4 * 16                  # room for 16 arrays
 TABLE = np.zeros((64, COLUMNS), np.int64)   # a row per worker
@@ -171,6 +180,32 @@ def _sched_yield(typingctx):
     """The C library's ``sched_yield()``: let a thread queued on this core run."""
     def codegen(context, builder, signature, args):
         _call(builder, "sched_yield", ir.IntType(32))
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@intrinsic
+def _cpu(typingctx):
+    """The CPU this thread runs on (Linux's ``sched_getcpu()``); -1 elsewhere."""
+    def codegen(context, builder, signature, args):
+        if not (SPINS and sys.platform.startswith("linux")):
+            return ir.Constant(ir.IntType(64), -1)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), []), "sched_getcpu")
+        return builder.sext(builder.call(function, []), ir.IntType(64))
+    return types.int64(), codegen
+
+
+@intrinsic
+def _nap(typingctx):
+    """The C library's ``usleep(1)``: sleep a moment (about 50-60 µs on Linux, its
+    timer slack), so that the scheduler wakes the thread on an idle core if there
+    is one."""
+    def codegen(context, builder, signature, args):
+        if SPINS:
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32)]), "usleep")
+            builder.call(function, [ir.Constant(ir.IntType(32), 1)])
         return context.get_dummy_value()
     return types.void(), codegen
 
@@ -302,6 +337,7 @@ def ask(table, row, plan, kind):
     ASKED), with the plan's entry point for it; the job's ticket, for wait."""
     ticket = table[row, TICKET] + 1
     table[row, ENTRY] = plan[3 + kind]
+    table[row, CALLER_CPU] = _cpu()
     _store(table, row, TICKET, ticket)
     _store(table, row, HELP, ASKED)
     return ticket

@@ -836,7 +836,9 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     layer's dtype), or arrays with no panels: then the products go through BLAS.
     handoff_table, handoff_plan: the slice of a call that runs on the calling
     thread posts its workers' parts first and waits for them last
-    (minirnn.handoff); handoff.NO_PLAN elsewhere.
+    (minirnn.handoff); with a helper plan the kernel hands the second half of
+    its batch rows to an awake worker as a job (the end of this module) and runs
+    the first; handoff.NO_PLAN elsewhere. The other kernels take the same.
 
     Per step and batch row, the pre-activations z = (x W + h U) + b are activated
     and the states updated, c' = f * c + i * g and h' = o * phi(c'): with Keras'

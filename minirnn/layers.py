@@ -667,35 +667,38 @@ class _Recurrent(_Configurable):
             outputs = _NO_OUTPUTS[self.dtype]  # the dtype's name (dtype.name takes ~1 µs)
         use_mask = mask is not None
         mask = mask if use_mask else _NO_MASK
+        threads = _ALONE if self.bitwise else self._threads(B, T)
+        helper = _helping_worker(kernels.JOB_KINDS[self._job, self.dtype]) \
+            if threads is _SHARED else None
         if self.bitwise:
             with exact.flush_denormals():
                 self._kernel_run(x, states, mask, use_mask, outputs, output)
-        elif self._split(B, T):
+        elif threads is _SLICES:
             self._run_slices(x, states, mask, use_mask, outputs, output)
+        elif helper is None:
+            self._kernel_run(x, states, mask, use_mask, outputs, output)
         else:
-            helper = self._helper(B, T)
-            if helper is None:
-                self._kernel_run(x, states, mask, use_mask, outputs, output)
-            else:
-                _run_helped(*helper, lambda: self._kernel_run(
-                    x, states, mask, use_mask, outputs, output))
+            _run_helped(*helper, lambda: self._kernel_run(
+                x, states, mask, use_mask, outputs, output))
         return (outputs if self.return_sequences else None), output, states
+
+    def _threads(self, B, T):
+        """How a call on B rows of T steps uses threads: _ALONE (none but the
+        caller's), _SLICES (slices of the batch on worker threads, see
+        _worth_a_split) or _SHARED (its batch shared with an awake worker from
+        inside its kernel, see _helping_worker; on two threads every call from
+        _HELP_FLOPS to _SPLIT_FLOPS, on more those below _SPLIT_FLOPS_AWAKE)."""
+        threads = get_num_threads()
+        if B < 2 or threads < 2 or getattr(_local, "in_part", False):
+            return _ALONE
+        flops = self._flops(B, T, self.kernel.shape[0])
+        if flops >= _SPLIT_FLOPS or (threads > 2 and flops >= _SPLIT_FLOPS_AWAKE):
+            return _SLICES if _worth_a_split(flops) else _ALONE
+        return _SHARED if flops >= _HELP_FLOPS else _ALONE
 
     def _split(self, B, T):
         """Whether this call runs slices of its batch on several threads."""
-        if B < 2 or get_num_threads() < 2 or \
-                getattr(_local, "in_part", False):
-            return False
-        return _worth_a_split(self._flops(B, T, self.kernel.shape[0]))
-
-    def _helper(self, B, T):
-        """(worker, kind of job, its entry point) for a worker that runs some of
-        this call's batch rows from inside its kernel (a call too small to split in
-        Python), or None (see _helping_worker)."""
-        if get_num_threads() < 2 or getattr(_local, "in_part", False):
-            return None
-        return _helping_worker(self._flops(B, T, self.kernel.shape[0]), B,
-                               kernels.JOB_KINDS[self._job, self.dtype])
+        return self._threads(B, T) is _SLICES
 
     def _flops(self, B, T, D):
         """Floating-point operations of the products of a call on (B, T, D) inputs,
@@ -744,6 +747,13 @@ class _Recurrent(_Configurable):
 # handoff.REST_SECONDS (0.2 ms), spinning without the GIL, so that the next call of
 # a stream of calls is taken up at once; then it sleeps in its inbox, so nothing
 # keeps a core busy between calls further apart (see minirnn.handoff).
+#
+# A call too small for that round trip through Python shares its batch with an
+# awake worker from inside its kernel instead (a job, minirnn.handoff and
+# minirnn.worker): the caller's kernel runs the first half of the rows and the
+# worker's rest the other, without either taking the GIL. On two threads every
+# call from _HELP_FLOPS up to _SPLIT_FLOPS shares so; on more, the calls from
+# _SPLIT_FLOPS_AWAKE up split over all the threads.
 
 # How much work (flops of the products) a call needs to gain from a split. Measured
 # on the 2-core Xeon (family 6, model 167, a virtual machine), LSTM, median of calls
@@ -757,10 +767,17 @@ class _Recurrent(_Configurable):
 #   (16, 10, 64, 64) 1.0e7 77 against 93; (32, 1, 128, 128) 8.4e6 61.5 against 58.
 # float64's flops count twice (_flops): its (32, 1, 128, 128) steps back to back
 # took 134 µs on one thread and 105 split (LSTM), 98 and 83 (GRU).
+# - a call shared with an awake worker (same machine, back to back, OpenBLAS's
+#   threads quiet) wins from about 4e6 flops, and beats the split wherever both run:
+#   (16, 1, 128, 128) 4.2e6 28.3 against 30.1 µs alone, (32, 1, 128, 128) 8.4e6 41.5
+#   against 52.2, (64, 1, 128, 128) 64.6 against 98.4 (split 85), (32, 5, 128, 128)
+#   134 against 233 (split 156), GRU (32, 1, 128, 128) 33.2 against 41.1; it loses
+#   below: (8, 1, 128, 128) 2.1e6 21.3 against 19.3, (32, 1, 64, 64) 23.3 against 21.5.
 _SPLIT_FLOPS = 1e8
 _SPLIT_FLOPS_AWAKE = 1e7
-_HELP_FLOPS = 1e6   # a call below _SPLIT_FLOPS_AWAKE shares its products from here
+_HELP_FLOPS = 4e6
 _WAKE = object()    # in a worker's inbox: no part, only a rest (see _worth_a_split)
+_ALONE, _SLICES, _SHARED = "alone", "slices", "shared"  # see _Recurrent._threads
 _threads = None     # set_num_threads; None: NUMBA_NUM_THREADS, as Numba's own default
 # A thread that already runs part of a call in parallel (a worker, or a
 # Bidirectional running its directions side by side) does not split again: a
@@ -900,14 +917,13 @@ def _worth_a_split(flops):
     return False
 
 
-def _helping_worker(flops, batch, kind):
+def _helping_worker(kind):
     """(worker, kind, entry point) for an idle worker that is awake now, taken to
-    run some of the ``batch`` rows of a call with ``flops`` of products (a job of
-    ``kind``, see minirnn.handoff), or None: the call is too small, or no worker is
-    awake (then one is woken, so that the next call of a stream finds it awake).
-    The job's entry point is compiled here the first time (or read from the
-    cache), on the calling thread."""
-    if flops < _HELP_FLOPS or batch < 2 or not handoff.SPINS:
+    run some of the batch rows of a call (a job of ``kind``, see minirnn.handoff),
+    or None: no worker is awake (then one is woken, so that the next call of a
+    stream finds it awake). The job's entry point is compiled here the first time
+    (or read from the cache), on the calling thread."""
+    if not handoff.SPINS:
         return None
     entry = kernels.job_address(kind)
     with _idle_lock:

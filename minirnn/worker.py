@@ -21,9 +21,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import handoff
-from .handoff import (ANSWER, ANSWERED, ASKED, BUSY, ENTRY, HELP, OFF, POSTED, READY, SPINNING,
-                      TABLE, TICKET, _YIELD_CYCLES, _cycles, _finish, _load, _pause,
-                      _sched_yield, _store, _swap, _valid_row)
+from .handoff import (ANSWER, ANSWERED, ASKED, BUSY, ENTRY, HELP, CALLER_CPU, OFF, POSTED, READY,
+                      SPINNING, TABLE, TICKET, _YIELD_CYCLES, _cpu, _cycles, _finish, _load, _nap,
+                      _pause, _sched_yield, _store, _swap, _valid_row)
 
 
 @intrinsic
@@ -88,9 +88,16 @@ def _rest(table, row, seen, budget, job_budget, finished):
         now = _cycles()
         if now - start > budget:
             break
-        if now - last > _YIELD_CYCLES:  # a thread queued on this core may run
-            _sched_yield()
-            last = now
+        if now - last > _YIELD_CYCLES:
+            if _cpu() >= 0 and _cpu() == table[row, CALLER_CPU]:
+                # On the core of the last job's caller (where Linux puts a thread that
+                # the caller woke), while another core may be idle: the two would take
+                # turns, and the caller take its jobs back. Sleeping a moment lets the
+                # scheduler wake this thread on an idle core.
+                _nap()
+            else:
+                _sched_yield()  # a thread queued on this core may run
+            last = _cycles()
         _pause()
     # Close the row to new jobs; a job asked for meanwhile is run first, and a
     # caller still writing one (WRITING) asks for it in a moment.

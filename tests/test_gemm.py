@@ -341,9 +341,10 @@ def test_handoff_signals(monkeypatch):
 @needs_spinning
 @pytest.mark.parametrize("dtype, B", [("float32", 64), ("float64", 32)])
 def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, dtype, B):
-    """Calls too small to split with the worker asleep split while it is awake
-    (a stream of T=1 calls), with the bits of one thread. float64's flops count
-    twice: (32, 1, 128, 128) splits in float64, not in float32."""
+    """On three threads, calls too small to split with the workers asleep split
+    while one is awake (a stream of T=1 calls), with the bits of one thread.
+    float64's flops count twice: (32, 1, 128, 128) splits in float64, not in
+    float32. (On two threads such calls share their batch instead: below.)"""
     from minirnn import layers
     monkeypatch.setattr(layers, "_SPLIT_FLOPS", 1e8)
     D, M = 128, 128
@@ -354,7 +355,7 @@ def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, d
     threads(1)
     alone = minirnn.LSTM(M, stateful=True, seed=4, dtype=dtype)
     expected = [alone(steps[k % 16]) for k in range(400)]
-    threads(2)
+    threads(3)
     layer = minirnn.LSTM(M, stateful=True, seed=4, dtype=dtype)
     posts = lambda: sum(handoff.posted(w.row) for w in _workers())  # noqa: E731
     split_at = None
@@ -364,6 +365,13 @@ def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, d
         if split_at is None and posts() > before:
             split_at = k
     assert split_at is not None and split_at < 380, split_at
+    threads(2)
+    assert _wait_until(lambda: len(_workers()) <= 1), _workers()
+    layer.reset_state()
+    before = (posts(), _jobs())
+    for k in range(400):
+        np.testing.assert_array_equal(layer(steps[k % 16]), expected[k])
+    assert posts() == before[0] and _jobs() > before[1]  # shared, never split
 
 
 @pytest.fixture
@@ -474,6 +482,37 @@ def test_two_python_threads_share_calls_at_once(sharing):
         caller.join()
     assert not errors, errors[0]
     assert _jobs() > before
+
+
+@needs_spinning
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_shared_calls_on_one_core_give_the_same_bits():
+    """Caller and worker on one core (here pinned there): the worker is off its
+    core when asked, the caller takes its jobs back and runs every row, or the
+    worker runs them late; every result is right, and the calls go on (in a fresh
+    process, whose affinity nothing else shares)."""
+    script = textwrap.dedent("""
+        import os, time, numpy as np, minirnn
+        from minirnn import handoff, layers
+        layers._HELP_FLOPS = 0.0
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # the worker inherits it
+        x = np.random.default_rng(0).standard_normal((8, 3, 16)).astype(np.float32)
+        minirnn.set_num_threads(1)
+        layer = minirnn.GRU(24, return_sequences=True, seed=1)
+        expected = layer(x)
+        minirnn.set_num_threads(2)
+        jobs = lambda: sum(int(handoff.TABLE[w.row, handoff.TICKET]) for w in layers._idle)
+        deadline = time.monotonic() + 10
+        calls = 0
+        while (calls < 2000 or jobs() < 20) and time.monotonic() < deadline:
+            assert np.array_equal(layer(x), expected)
+            calls += 1
+        print(jobs())
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout) > 0  # jobs were asked for
 
 
 @needs_spinning
