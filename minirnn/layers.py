@@ -688,8 +688,10 @@ class _Recurrent(_Configurable):
         _worth_a_split) or _SHARED (its batch shared with an awake worker from
         inside its kernel, see _helping_worker; on two threads every call from
         _HELP_FLOPS to _SPLIT_FLOPS, on more those below _SPLIT_FLOPS_AWAKE)."""
+        if B < 2:
+            return _ALONE
         threads = get_num_threads()
-        if B < 2 or threads < 2 or getattr(_local, "in_part", False):
+        if threads < 2 or getattr(_local, "in_part", False):
             return _ALONE
         flops = self._flops(B, T, self.kernel.shape[0])
         if flops >= _SPLIT_FLOPS or (threads > 2 and flops >= _SPLIT_FLOPS_AWAKE):
