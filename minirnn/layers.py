@@ -30,6 +30,7 @@ from .bitwise import check_products as _check_bitwise_products
 from .bitwise import require as _require_bitwise
 from .worker import compile_rest as _compile_rest
 from .worker import rest as _rest
+from numba.core import config as _numba_config  # after kernels: see its cache directory
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "set_num_threads", "get_num_threads"]
 
@@ -1011,8 +1012,7 @@ def get_num_threads():
     """The most threads a layer call uses (see :func:`set_num_threads`)."""
     if _threads is not None:
         return _threads
-    from numba.core import config  # reading the setting starts no thread pool
-    return max(1, int(config.NUMBA_NUM_THREADS))
+    return max(1, int(_numba_config.NUMBA_NUM_THREADS))  # reading it starts no thread pool
 
 
 def _forget_workers():
