@@ -59,6 +59,7 @@ Spinning needs the CPU's pause instruction and time stamp counter: on other
 CPUs than x86-64 workers never spin and the plans are empty.
 """
 
+import ctypes
 import platform
 import sys
 import threading
@@ -95,6 +96,10 @@ TAKE_SECONDS = 5e-6
 
 COLUMNS = ARRAYS + 4 * 16                  # room for 16 arrays
 TABLE = np.zeros((64, COLUMNS), np.int64)   # a row per worker
+# Workers spin on TABLE without the GIL, and one may still spin (and read a job's
+# entry point there) while the interpreter frees its modules at exit: a reference
+# never given back keeps the table's memory, and what it holds, to the end.
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(TABLE))
 NO_PLAN = np.zeros(0, np.int64)
 _free_rows = list(range(TABLE.shape[0] - 1, -1, -1))
 _rows_lock = threading.Lock()

@@ -516,6 +516,28 @@ def test_shared_calls_on_one_core_give_the_same_bits():
 
 
 @needs_spinning
+def test_a_process_exits_while_its_worker_is_awake():
+    """The interpreter exits right after a stream of shared calls, while the worker
+    still spins on the hand-off table (kept alive to the end): a clean exit."""
+    script = textwrap.dedent("""
+        import numpy as np, minirnn
+        from minirnn import handoff, layers
+        layers._HELP_FLOPS = 0.0
+        minirnn.set_num_threads(2)
+        x = np.random.default_rng(0).standard_normal((8, 1, 16)).astype(np.float32)
+        layer = minirnn.LSTM(16, stateful=True, seed=0)
+        for _ in range(20000):
+            layer(x)
+        print(sum(int(handoff.TABLE[w.row, handoff.TICKET]) for w in layers._idle))
+    """)
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                text=True, timeout=300, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert int(result.stdout) > 0  # jobs were asked for, up to the end
+
+
+@needs_spinning
 def test_bitwise_calls_never_share(sharing):
     """The bitwise mode runs TensorFlow's order of operations on one thread."""
     sharing(2)
@@ -734,15 +756,27 @@ HASWELL = Job(textwrap.dedent("""
     y64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
     np.save(sys.argv[1], layer(x))
     np.save(sys.argv[1] + ".64.npy", y64)
+    from minirnn import handoff, layers  # a call shared with a worker: its job's entry
+    if handoff.SPINS:                    # point and the worker's rest compile here too
+        import time
+        layers._HELP_FLOPS = 0.0
+        minirnn.set_num_threads(2)
+        jobs = lambda: sum(int(handoff.TABLE[w.row, handoff.TICKET]) for w in layers._idle)
+        deadline = time.monotonic() + 20
+        while jobs() == 0 and time.monotonic() < deadline:
+            shared = layer(x)
+        np.save(sys.argv[1] + ".shared.npy", shared)
+        print(jobs())
 """), args=["{folder}/haswell.npy"], env={"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
                                        "NUMBA_CACHE_DIR": "{folder}/cache"})
 
 
 @pytest.mark.background(HASWELL)
 def test_kernels_compiled_for_a_cpu_without_avx512():
-    """A CPU with 256-bit vectors only (Numba told it is a Haswell): the kernels
-    compile for it (Numba keys its cache by CPU, so nothing compiled for this
-    machine is reused) and give the same results, never an illegal instruction."""
+    """A CPU with 256-bit vectors only (Numba told it is a Haswell): the kernels, the
+    entry point of a shared call's job and the worker's rest compile for it (Numba
+    keys its cache by CPU, so nothing compiled for this machine is reused) and give
+    the same results, never an illegal instruction."""
     result = HASWELL.result()
     assert result.returncode == 0, result.stderr[-2000:]
     path = os.path.join(HASWELL.folder, "haswell.npy")
@@ -752,6 +786,9 @@ def test_kernels_compiled_for_a_cpu_without_avx512():
     # Same chains of fused multiply-adds in the same order: the same bits.
     np.testing.assert_array_equal(np.load(path), here)
     np.testing.assert_array_equal(np.load(path + ".64.npy"), here64)
+    if handoff.SPINS:
+        assert int(result.stdout) > 0  # a job ran on the worker
+        np.testing.assert_array_equal(np.load(path + ".shared.npy"), here)
     index = glob.glob(os.path.join(HASWELL.folder, "cache", "**", "*.nbi"), recursive=True)
     assert index, "no Numba cache was written"
 
