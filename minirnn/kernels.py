@@ -866,18 +866,28 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
               and _in_c_order(kernel, recurrent_kernel, bias, kernel_panels, recurrent_panels)
               and _handoff.claim_job(handoff_table, row))
     first = _share_point(B) if shared else B
-    if shared:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+    if not shared:
+        _lstm_steps(0, B, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
+                    go_backwards, zero_output_for_mask, return_sequences, act, rec_act, outputs,
+                    output, bias_first, exact, kernel_panels, recurrent_panels)
+    else:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
         ticket = _ask_lstm(handoff_table, row, handoff_plan, first, B, x, kernel,
                            recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
                            zero_output_for_mask, return_sequences, act, rec_act, outputs,
                            output, bias_first, kernel_panels, recurrent_panels)
-    _lstm_steps(0, first, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
-                go_backwards, zero_output_for_mask, return_sequences, act, rec_act, outputs,
-                output, bias_first, exact, kernel_panels, recurrent_panels)
-    if shared and not _handoff.wait(handoff_table, handoff_plan, row, ticket):
-        _lstm_steps(first, B, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
-                    go_backwards, zero_output_for_mask, return_sequences, act, rec_act,
-                    outputs, output, bias_first, exact, kernel_panels, recurrent_panels)
+        failed = False
+        try:
+            _lstm_steps(0, first, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
+                        go_backwards, zero_output_for_mask, return_sequences, act, rec_act,
+                        outputs, output, bias_first, exact, kernel_panels, recurrent_panels)
+        except Exception:  # (its scratch) the worker's job must still be waited for
+            failed = True
+        if not _handoff.wait(handoff_table, handoff_plan, row, ticket):
+            _lstm_steps(first, B, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
+                        go_backwards, zero_output_for_mask, return_sequences, act, rec_act,
+                        outputs, output, bias_first, exact, kernel_panels, recurrent_panels)
+        if failed:
+            raise MemoryError("lstm_sequence: out of memory for the scratch of its rows")
     _handoff.end(handoff_table, handoff_plan)
 
 
@@ -974,21 +984,32 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
                               kernel_panels, recurrent_panels)
               and _handoff.c_order(recurrent_h_panels) and _handoff.claim_job(handoff_table, row))
     first = _share_point(B) if shared else B
-    if shared:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+    if not shared:
+        _gru_steps(0, B, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+                   recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output, exact,
+                   kernel_panels, recurrent_panels, recurrent_h_panels)
+    else:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
         ticket = _ask_gru(handoff_table, row, handoff_plan, first, B, x, kernel,
                           recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
                           reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
                           return_sequences, act, rec_act, outputs, output, kernel_panels,
                           recurrent_panels, recurrent_h_panels)
-    _gru_steps(0, first, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
-               recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
-               zero_output_for_mask, return_sequences, act, rec_act, outputs, output, exact,
-               kernel_panels, recurrent_panels, recurrent_h_panels)
-    if shared and not _handoff.wait(handoff_table, handoff_plan, row, ticket):
-        _gru_steps(first, B, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
-                   recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
-                   zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
-                   exact, kernel_panels, recurrent_panels, recurrent_h_panels)
+        failed = False
+        try:
+            _gru_steps(0, first, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+                       recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+                       zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
+                       exact, kernel_panels, recurrent_panels, recurrent_h_panels)
+        except Exception:  # (its scratch) the worker's job must still be waited for
+            failed = True
+        if not _handoff.wait(handoff_table, handoff_plan, row, ticket):
+            _gru_steps(first, B, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
+                       recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
+                       zero_output_for_mask, return_sequences, act, rec_act, outputs, output,
+                       exact, kernel_panels, recurrent_panels, recurrent_h_panels)
+        if failed:
+            raise MemoryError("gru_sequence: out of memory for the scratch of its rows")
     _handoff.end(handoff_table, handoff_plan)
 
 
@@ -1089,18 +1110,28 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
               and _in_c_order(kernel, recurrent_kernel, kernel_panels, recurrent_panels)
               and _handoff.claim_job(handoff_table, row))
     first = _share_point(B) if shared else B
-    if shared:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+    if not shared:
+        _simple_rnn_steps(0, B, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
+                          go_backwards, zero_output_for_mask, return_sequences, act, outputs,
+                          output, exact, kernel_panels, recurrent_panels)
+    else:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
         ticket = _ask_simple_rnn(handoff_table, row, handoff_plan, first, B, x, kernel,
                                  recurrent_kernel, bias, h, mask, use_mask, go_backwards,
                                  zero_output_for_mask, return_sequences, act, outputs, output,
                                  kernel_panels, recurrent_panels)
-    _simple_rnn_steps(0, first, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
-                      go_backwards, zero_output_for_mask, return_sequences, act, outputs,
-                      output, exact, kernel_panels, recurrent_panels)
-    if shared and not _handoff.wait(handoff_table, handoff_plan, row, ticket):
-        _simple_rnn_steps(first, B, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
-                          go_backwards, zero_output_for_mask, return_sequences, act, outputs,
-                          output, exact, kernel_panels, recurrent_panels)
+        failed = False
+        try:
+            _simple_rnn_steps(0, first, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
+                              go_backwards, zero_output_for_mask, return_sequences, act, outputs,
+                              output, exact, kernel_panels, recurrent_panels)
+        except Exception:  # (its scratch) the worker's job must still be waited for
+            failed = True
+        if not _handoff.wait(handoff_table, handoff_plan, row, ticket):
+            _simple_rnn_steps(first, B, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
+                              go_backwards, zero_output_for_mask, return_sequences, act, outputs,
+                              output, exact, kernel_panels, recurrent_panels)
+        if failed:
+            raise MemoryError("simple_rnn_sequence: out of memory for the scratch of its rows")
     _handoff.end(handoff_table, handoff_plan)
 
 
