@@ -1,7 +1,8 @@
 """A worker thread's rest: awake a little while after a part, in compiled code.
 
 After each part of a parallel call (minirnn.layers) a worker spins here, without
-the GIL, for ``handoff.REST_SECONDS``. Two things end or fill that rest:
+the GIL, for ``handoff.REST_SECONDS`` (``JOB_REST_SECONDS`` after a job, so that a
+stream of calls keeps it awake). Two things end or fill that rest:
 
 - a new part posted to it (the count ``POSTED`` of its row of handoff.TABLE
   moves): the rest ends, and the worker takes the part from its inbox;
@@ -21,9 +22,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import handoff
-from .handoff import (ANSWER, ANSWERED, ASKED, BUSY, ENTRY, HELP, CALLER_CPU, OFF, POSTED, READY,
-                      SPINNING, TABLE, TICKET, _YIELD_CYCLES, _cpu, _cycles, _finish, _load, _nap,
-                      _pause, _sched_yield, _store, _swap, _valid_row)
+from .handoff import (ANSWER, ANSWERED, ASKED, BUSY, CALLER_CPU, ENTRY, HELP, OFF, POSTED,
+                      READY, SPINNING, TABLE, TICKET, _YIELD_CYCLES, _cpu, _cycles, _finish,
+                      _load, _nap, _pause, _sched_yield, _store, _swap, _valid_row)
 
 
 @intrinsic
