@@ -862,15 +862,15 @@ def lstm_sequence(x, kernel, recurrent_kernel, bias, h, c, mask, use_mask, go_ba
     _check_panels(recurrent_kernel, recurrent_panels)
     row = -1 if exact or B < 2 else _handoff.helper_row(handoff_table, handoff_plan,
                                                         _job_kind(_LSTM_JOB, x))
-    shared = (row >= 0 and _in_c_order(x, h, c, mask, outputs, output)
-              and _in_c_order(kernel, recurrent_kernel, bias, kernel_panels, recurrent_panels)
+    shared = (row >= 0 and _in_c_order(x, kernel, recurrent_kernel, bias, h, c, mask, outputs,
+                                       output, kernel_panels, recurrent_panels)
               and _handoff.claim_job(handoff_table, row))
-    first = _share_point(B) if shared else B
     if not shared:
         _lstm_steps(0, B, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
                     go_backwards, zero_output_for_mask, return_sequences, act, rec_act, outputs,
                     output, bias_first, exact, kernel_panels, recurrent_panels)
     else:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+        first = _share_point(B)
         ticket = _ask_lstm(handoff_table, row, handoff_plan, first, B, x, kernel,
                            recurrent_kernel, bias, h, c, mask, use_mask, go_backwards,
                            zero_output_for_mask, return_sequences, act, rec_act, outputs,
@@ -979,17 +979,17 @@ def gru_sequence(x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias, re
     _check_panels(recurrent_kernel_h, recurrent_h_panels)
     row = -1 if exact or B < 2 else _handoff.helper_row(handoff_table, handoff_plan,
                                                         _job_kind(_GRU_JOB, x))
-    shared = (row >= 0 and _in_c_order(x, h, mask, outputs, output, recurrent_kernel_h)
-              and _in_c_order(kernel, recurrent_kernel, input_bias, recurrent_bias,
-                              kernel_panels, recurrent_panels)
-              and _handoff.c_order(recurrent_h_panels) and _handoff.claim_job(handoff_table, row))
-    first = _share_point(B) if shared else B
+    shared = (row >= 0 and _in_c_order(x, kernel, recurrent_kernel, recurrent_kernel_h,
+                                       input_bias, recurrent_bias, h, mask, outputs, output,
+                                       kernel_panels, recurrent_panels, recurrent_h_panels)
+              and _handoff.claim_job(handoff_table, row))
     if not shared:
         _gru_steps(0, B, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bias,
                    recurrent_bias, reset_after, h, mask, use_mask, go_backwards,
                    zero_output_for_mask, return_sequences, act, rec_act, outputs, output, exact,
                    kernel_panels, recurrent_panels, recurrent_h_panels)
     else:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+        first = _share_point(B)
         ticket = _ask_gru(handoff_table, row, handoff_plan, first, B, x, kernel,
                           recurrent_kernel, recurrent_kernel_h, input_bias, recurrent_bias,
                           reset_after, h, mask, use_mask, go_backwards, zero_output_for_mask,
@@ -1106,15 +1106,15 @@ def simple_rnn_sequence(x, kernel, recurrent_kernel, bias, h, mask, use_mask, go
     _check_panels(recurrent_kernel, recurrent_panels)
     row = -1 if exact or B < 2 else _handoff.helper_row(handoff_table, handoff_plan,
                                                         _job_kind(_SIMPLE_RNN_JOB, x))
-    shared = (row >= 0 and _in_c_order(x, h, mask, outputs, output, bias)
-              and _in_c_order(kernel, recurrent_kernel, kernel_panels, recurrent_panels)
+    shared = (row >= 0 and _in_c_order(x, kernel, recurrent_kernel, bias, h, mask, outputs,
+                                       output, kernel_panels, recurrent_panels)
               and _handoff.claim_job(handoff_table, row))
-    first = _share_point(B) if shared else B
     if not shared:
         _simple_rnn_steps(0, B, x, kernel, recurrent_kernel, bias, h, mask, use_mask,
                           go_backwards, zero_output_for_mask, return_sequences, act, outputs,
                           output, exact, kernel_panels, recurrent_panels)
     else:  # rows first .. B-1 to the worker (minirnn.handoff), the rest here
+        first = _share_point(B)
         ticket = _ask_simple_rnn(handoff_table, row, handoff_plan, first, B, x, kernel,
                                  recurrent_kernel, bias, h, mask, use_mask, go_backwards,
                                  zero_output_for_mask, return_sequences, act, outputs, output,
@@ -1197,9 +1197,12 @@ def _job_kind(first, x):
 @njit(cache=True, error_model="numpy", nogil=True)
 def _share_point(B):
     """The first of the worker's rows in a shared call of B >= 2 rows: the caller
-    the larger half, in whole 8-row tiles from 16 rows up (as layers._batch_slices)."""
+    takes the larger half (the worker's rows run slower, their states last written
+    on the other core), in whole 8-row tiles from 16 rows up (the unit of
+    layers._batch_slices on two threads)."""
     unit = 8 if B >= 16 else 1
-    return min(B - 1, unit * -(-(-(-B // unit)) // 2))
+    tiles = -(-B // unit)
+    return min(B - 1, unit * ((tiles + 1) // 2))
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

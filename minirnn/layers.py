@@ -915,9 +915,15 @@ def _worth_a_split(flops):
         return False
     if any(handoff.spinning(worker.row) for worker in tuple(_idle)):  # a snapshot
         return True
+    _wake_a_worker()
+    return False
+
+
+def _wake_a_worker():
+    """Start the rest of an idle worker (made if the thread setting allows), so that
+    the next call of a stream finds it awake."""
     for worker in _take_workers(1):
         worker.inbox.put(_WAKE)
-    return False
 
 
 def _helping_worker(kind):
@@ -934,8 +940,7 @@ def _helping_worker(kind):
             if handoff.spinning(worker.row):
                 _idle.remove(worker)
                 return worker, kind, entry
-    for worker in _take_workers(1):
-        worker.inbox.put(_WAKE)
+    _wake_a_worker()
     return None
 
 
