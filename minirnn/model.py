@@ -15,7 +15,7 @@ import heapq
 
 import numpy as np
 
-from . import blocks, files, graph as graphs, recurrent
+from . import activation_blocks, attention, blocks, convolution, files, graph as graphs, recurrent
 from .bitwise import BitwiseUnsupportedError
 from .files.safety import MASK_OPS, FileFormatError, check_class, check_objects
 
@@ -30,6 +30,9 @@ _BITWISE_BLOCKS = ("InputLayer", "Embedding", "Masking", "Dropout", "SpatialDrop
                    "ActivityRegularization", "Flatten", "Reshape", "Permute", "RepeatVector",
                    "Concatenate")
 _DEFAULT_TIMESTEPS = 6
+# Every non-recurrent block by its Keras class name.
+_BLOCKS = {**blocks.BLOCKS, **convolution.BLOCKS, **activation_blocks.BLOCKS,
+           **attention.BLOCKS}
 
 
 # ---- mask operations --------------------------------------------------------------
@@ -155,7 +158,7 @@ def _build_layer(name, class_name, config, dtype, semantics, keras_version, bitw
         block = blocks.TimeDistributed(name, wrapped, layer_dtype, semantics)
         block.weight_dtype = own
         return block
-    block = blocks.BLOCKS[class_name](name, config, layer_dtype, semantics)
+    block = _BLOCKS[class_name](name, config, layer_dtype, semantics)
     block.weight_dtype = own
     return block
 

@@ -45,6 +45,16 @@ KERAS2 = {
 }
 BATCH, STEPS = 6, 7
 
+# Fixture models of the layers that surround recurrent ones in real files, kept in
+# modules of their own; each has KERAS3 and KERAS2 (name -> dtype) and
+# keras3_models(rng) / keras2_models(rng) returning {name: (model, inputs)}.
+from reference import models_attention, models_layers  # noqa: E402
+
+_MORE = (models_layers, models_attention)
+for _module in _MORE:
+    KERAS3.update(_module.KERAS3)
+    KERAS2.update(_module.KERAS2)
+
 
 def _pad(x, value, rows=True):
     """Padding at the end (row 1), the start (row 2) and the middle (row 3)."""
@@ -269,12 +279,15 @@ def keras3_models(rng):
 
     makers = {name: value for name, value in locals().items() if name.startswith("model_")}
     result = {}
-    for name, dtype in KERAS3.items():
+    own = {n for n in KERAS3 if not any(n in module.KERAS3 for module in _MORE)}
+    for name in sorted(own, key=list(KERAS3).index):
         if name.endswith("64"):
             model, inputs = makers["model_" + name[:-2]](dtype="float64")
         else:
             model, inputs = makers["model_" + name]()
         result[name] = (model, inputs)
+    for module in _MORE:
+        result.update(module.keras3_models(rng))
     return result
 
 
@@ -429,6 +442,8 @@ def keras2_models(rng, out):
     cudnn = keras.Model(x, [CuDNNLSTM(4, return_sequences=True)(x), CuDNNGRU(3)(x)])
     plain = keras.Model(x, [L.LSTM(4, return_sequences=True)(x), L.GRU(3, reset_after=True)(x)])
     result["k2_cudnn"] = (cudnn, [_floats(rng, (STEPS, 3), False)], plain)
+    for module in _MORE:
+        result.update(module.keras2_models(rng))
     return result
 
 

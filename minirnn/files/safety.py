@@ -34,13 +34,24 @@ SUPPORTED = (
     "Multiply", "Average", "Maximum", "Minimum", "Conv1D", "MaxPooling1D",
     "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D",
     "BatchNormalization", "LayerNormalization", "CuDNNLSTM", "CuDNNGRU",
+    # activation layers (minirnn.activation_blocks)
+    "LeakyReLU", "ReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU", "UnitNormalization",
+    # convolution, pooling, padding (minirnn.convolution)
+    "SeparableConv1D", "ZeroPadding1D", "Cropping1D", "UpSampling1D", "Conv2D",
+    "MaxPooling2D", "AveragePooling2D", "ZeroPadding2D", "GlobalMaxPooling2D",
+    "GlobalAveragePooling2D",
+    # attention (minirnn.attention)
+    "Attention", "AdditiveAttention", "MultiHeadAttention",
 )
 # Older names Keras 2 files use for the same layers.
 ALIASES = {
     "Convolution1D": "Conv1D", "MaxPool1D": "MaxPooling1D", "AvgPool1D": "AveragePooling1D",
     "AveragePooling1D": "AveragePooling1D", "GlobalMaxPool1D": "GlobalMaxPooling1D",
     "GlobalAvgPool1D": "GlobalAveragePooling1D", "LSTMV1": "LSTM", "GRUV1": "GRU",
-    "CuDNNLSTM": "CuDNNLSTM", "CuDNNGRU": "CuDNNGRU",
+    "CuDNNLSTM": "CuDNNLSTM", "CuDNNGRU": "CuDNNGRU", "Convolution2D": "Conv2D",
+    "SeparableConvolution1D": "SeparableConv1D", "MaxPool2D": "MaxPooling2D",
+    "AvgPool2D": "AveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D",
+    "GlobalAvgPool2D": "GlobalAveragePooling2D",
 }
 CELLS = ("LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells")
 # Operations Keras 3 writes into Functional configs to compute masks.
