@@ -75,7 +75,13 @@ def _name(layer, config, where):
 
 
 def parse(model):
-    """A :class:`Graph` out of the model object of a configuration."""
+    """A :class:`Graph` out of the model object of a configuration.
+
+    Keras 2.0 to 2.2.2 wrote a Sequential's configuration as the bare list of its
+    layers; later versions as {"name", "layers", ...}."""
+    if isinstance(model, dict) and model.get("class_name") == "Sequential" and \
+            isinstance(model.get("config"), list):
+        model = {**model, "config": {"layers": model["config"]}}
     class_name, config = _object(model, "the model configuration")
     layers = config.get("layers")
     if not isinstance(layers, list) or not layers:

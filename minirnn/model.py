@@ -17,7 +17,7 @@ import numpy as np
 
 from . import activation_blocks, attention, blocks, convolution, files, graph as graphs, recurrent
 from .bitwise import BitwiseUnsupportedError
-from .files.safety import MASK_OPS, FileFormatError, check_class, check_objects
+from .files.safety import MASK_OPS, FileFormatError, check_class, custom_objects, refusal
 
 __all__ = ["Model", "load_model"]
 
@@ -233,7 +233,7 @@ class Model:
         source: {"path", "format", "keras_version", "semantics"}.
     """
 
-    def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None):
+    def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None, problems=()):
         _check_arguments(dtype, bitwise, semantics)
         self._dtype_override = dtype
         self.source = dict(saved.source)
@@ -241,11 +241,13 @@ class Model:
             self.source["semantics"] = semantics
         self.semantics = self.source["semantics"]
         self.bitwise = bool(bitwise)
-        self._graph = graphs.parse(saved.config)
-        self._runners = {}
-        for spec in self._graph.layers:
-            self._runners[spec.name] = _build(spec, dtype, self.semantics,
-                                              self.source.get("keras_version"), self.bitwise)
+        try:
+            self._graph = graphs.parse(saved.config)
+        except ValueError:
+            if problems:  # e.g. a subclassed model: its custom class says why
+                raise refusal(None, list(problems)) from None
+            raise
+        self._runners = self._build_all(dtype, problems)
         self._order = self._schedule()
         self._shapes = self._propagate_shapes(saved.weights)
         self.input_names = [r.layer for r in self._graph.inputs]
@@ -253,6 +255,26 @@ class Model:
         self.input_specs = self._input_specs()
 
     # ---- structure ---------------------------------------------------------------
+
+    def _build_all(self, dtype, problems=()):
+        """One minirnn object per layer. Every layer is tried, so that a refusal
+        lists all the layers and settings minirnn does not reproduce at once (with
+        ``problems`` found before, e.g. custom objects), not only the first."""
+        runners, found = {}, list(problems)
+        for spec in self._graph.layers:
+            try:
+                runners[spec.name] = _build(spec, dtype, self.semantics,
+                                            self.source.get("keras_version"), self.bitwise)
+            except BitwiseUnsupportedError:
+                raise
+            except ValueError as error:
+                text = _problem(error)
+                if not any(text.startswith(f"layer {spec.name!r}") and
+                           p.startswith(f"layer {spec.name!r}") for p in found):
+                    found.append(text)
+        if found:
+            raise refusal(None, found)
+        return runners
 
     def _schedule(self):
         """Every call, ordered so that each runs after the calls it reads from
@@ -619,6 +641,14 @@ def _call_layer(runner, x, masks, state):
     return output, runner.compute_mask(x, masks)
 
 
+def _problem(error):
+    """The text of a layer's refusal without the list of supported layers, which the
+    combined refusal gives once."""
+    text = str(error)
+    cut = text.find(". Supported layers: ")
+    return text[:cut] if cut >= 0 else text.rstrip(".")
+
+
 def _value(ref_or_list, store):
     """The value(s) behind a Ref or a list of Refs (masks and initial states)."""
     if isinstance(ref_or_list, graphs.Ref):
@@ -699,9 +729,10 @@ def load_model(path, *, dtype=None, bitwise=False, semantics=None):
     """
     _check_arguments(dtype, bitwise, semantics)
     saved = files.read(path)
-    check_objects(saved.config, path)
+    problems = [problem for _, problem in custom_objects(saved.config)]
     try:
-        return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics)
+        return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics,
+                     problems=problems)
     except (FileFormatError, BitwiseUnsupportedError):
         raise
     except ValueError as error:

@@ -86,7 +86,7 @@ def test_custom_object_module_is_never_imported(files, tmp_path, monkeypatch):
     assert not marker.exists() and "minirnn_evil_module" not in sys.modules
 
 
-@pytest.mark.parametrize("class_name", ["Conv2D", "MultiHeadAttention", "ConvLSTM1D"])
+@pytest.mark.parametrize("class_name", ["Conv3D", "GroupNormalization", "ConvLSTM1D"])
 def test_unsupported_layer_is_refused_with_the_list(files, tmp_path, class_name):
     path = _copy(files, "dense_lstm.keras", tmp_path)
     config = _config(path)
@@ -94,6 +94,99 @@ def test_unsupported_layer_is_refused_with_the_list(files, tmp_path, class_name)
     _rewrite_keras(path, config)
     with pytest.raises(ValueError, match=rf"{path}: .*'{class_name}'.*Supported layers:.*LSTM"):
         minirnn.load_model(path)
+
+
+def test_every_refusal_at_once(files, tmp_path):
+    """A model with several unsupported layers, settings and custom objects is
+    refused with all of them listed, not only the first."""
+    path = _copy(files, "text_bilstm.keras", tmp_path)
+    config = _config(path)
+    layers = config["config"]["layers"]
+    dense = [layer for layer in layers if layer["class_name"] == "Dense"][-1]
+    dense["class_name"] = "Conv3D"
+    bidirectional = _layer(config, "Bidirectional")
+    bidirectional["config"]["layer"]["config"]["time_major"] = True
+    embedding = _layer(config, "Embedding")
+    embedding["config"]["embeddings_regularizer"] = {
+        "module": "my_package.regularizers", "class_name": "Smooth", "config": {},
+        "registered_name": "my_package>Smooth"}
+    _rewrite_keras(path, config)
+    with pytest.raises(ValueError) as caught:
+        minirnn.load_model(path)
+    text = str(caught.value)
+    assert "3 things minirnn does not reproduce" in text, text
+    for part in ("'Conv3D'", "time_major=True", "custom object 'Smooth'"):
+        assert part in text, (part, text)
+    assert text.count("Supported layers:") == 1
+
+
+def test_custom_loss_in_training_config_is_not_read(files, tmp_path):
+    """Inference never reads the loss: a custom one (Keras 3 compile_config, Keras 2
+    training_config) does not refuse the model."""
+    path = _copy(files, "dense_lstm.keras", tmp_path)
+    config = _config(path)
+    config["compile_config"] = {"loss": {"module": "builtins", "class_name": "function",
+                                         "config": "my_loss", "registered_name": "function"},
+                                "optimizer": "adam"}
+    _rewrite_keras(path, config)
+    want = minirnn.load_model(os.path.join(files, "dense_lstm.keras"))
+    x = want.example_inputs(2)
+    np.testing.assert_array_equal(minirnn.load_model(path)(x), want(x))
+
+
+def _h5py2_layout(path):
+    """Rewrite a legacy .h5 model's text attributes as h5py 2.x wrote them (every
+    Keras 2 file before about 2021): fixed-length byte strings (numpy.bytes_) for
+    model_config, keras_version and backend, fixed-length string arrays for
+    layer_names and weight_names; training_config as a fixed-length string too."""
+    with h5py.File(path, "r+") as f:
+        for key in ("model_config", "keras_version", "backend", "training_config"):
+            if key in f.attrs:
+                value = f.attrs[key]
+                value = value.encode() if isinstance(value, str) else bytes(value)
+                del f.attrs[key]
+                f.attrs[key] = np.bytes_(value)
+        groups = [f["model_weights"]] + [f["model_weights"][n] for n in
+                                         f["model_weights"].attrs["layer_names"]]
+        for group in groups:
+            for key in ("layer_names", "weight_names"):
+                if key in group.attrs:
+                    names = [n.encode() if isinstance(n, str) else bytes(n)
+                             for n in group.attrs[key]]
+                    del group.attrs[key]
+                    group.attrs[key] = np.array(names, dtype="S") if names else \
+                        np.zeros(0, "float64")
+
+
+@pytest.mark.parametrize("name", ["k2_bidir", "k2_cells", "k2_sequential", "text_bilstm",
+                                  "k2_cudnn"])
+def test_h5py2_fixed_length_strings(files, tmp_path, name):
+    path = _copy(files, f"{name}.h5", tmp_path)
+    _h5py2_layout(path)
+    with h5py.File(path, "r") as f:  # the layout really is h5py 2.x's
+        assert isinstance(f.attrs["keras_version"], np.bytes_)
+        assert f["model_weights"].attrs["layer_names"].dtype.kind == "S"
+    xs, ys = saved_models.arrays(files, name)
+    got = minirnn.load_model(path)(xs if len(xs) > 1 else xs[0])
+    for a, b in zip(got if isinstance(got, list) else [got], ys):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_keras20_sequential_list_config(files, tmp_path):
+    """Keras 2.0 to 2.2.2 wrote a Sequential's configuration as the list of its
+    layers; it loads as the same model."""
+    path = _copy(files, "k2_sequential.h5", tmp_path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        assert config["class_name"] == "Sequential"
+        layers = [layer for layer in config["config"]["layers"]
+                  if layer["class_name"] != "InputLayer"]
+        layers[0]["config"]["batch_input_shape"] = config["config"]["layers"][0][
+            "config"]["batch_input_shape"]
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": layers})
+        f.attrs["keras_version"] = "2.1.6"
+    xs, ys = saved_models.arrays(files, "k2_sequential")
+    np.testing.assert_allclose(minirnn.load_model(path)(xs[0]), ys[0], atol=1e-6, rtol=1e-6)
 
 
 def test_refused_settings_name_the_layer(files, tmp_path):

@@ -7,6 +7,8 @@ lists its datasets in get_weights() order (that order is trusted, not the datase
 names). Attributes over 64 KB are split into ``name0``, ``name1``, ...
 """
 
+import numpy as np
+
 from . import safety
 from .safety import fail
 
@@ -44,32 +46,52 @@ def read(path):
 
 
 def _text(value, path):
+    """An attribute that holds text, as any h5py wrote it: a variable-length string
+    (str, h5py 3), a fixed-length one (``numpy.bytes_``, h5py 2.x, every Keras 2
+    file before about 2021), plain bytes, or a 0-d array of one of those."""
     if value is None:
         return None
-    if hasattr(value, "shape") and getattr(value, "shape", None) == ():
+    if isinstance(value, np.ndarray):
+        if value.shape != ():
+            raise fail(path, f"an attribute that should be text is an array of shape "
+                       f"{value.shape}")
         value = value[()]
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, np.bytes_)):
         try:
-            return value.decode("utf-8")
+            return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
             raise fail(path, "an attribute that should be text is not UTF-8") from None
     if isinstance(value, str):
-        return value
+        return str(value)
     raise fail(path, f"an attribute that should be text holds {type(value).__name__}")
 
 
 def _names(group, attribute, path):
     """A list-of-names attribute, joined from its 64 KB chunks if it was split."""
     if attribute in group.attrs:
-        values = list(group.attrs[attribute])
+        values = _list(group.attrs[attribute], attribute, path)
     else:
         values, k = [], 0
         while f"{attribute}{k}" in group.attrs:
-            values += list(group.attrs[f"{attribute}{k}"])
+            values += _list(group.attrs[f"{attribute}{k}"], attribute, path)
             k += 1
         if k == 0:
             raise fail(path, f"HDF5 group {group.name} has no attribute {attribute!r}")
     return [_text(v, path) for v in values]
+
+
+def _list(value, attribute, path):
+    """A list-of-names attribute: a 1-D array of strings (h5py 3: object strings;
+    h5py 2.x: fixed-length ``S`` strings); an empty list may come as an empty
+    float array (h5py writes [] so)."""
+    if not isinstance(value, np.ndarray) or value.ndim != 1:
+        raise fail(path, f"attribute {attribute!r} must be a list of names; found "
+                   f"{type(value).__name__} {getattr(value, 'shape', '')}")
+    if value.size == 0:
+        return []
+    if value.dtype.kind not in "OSU":
+        raise fail(path, f"attribute {attribute!r} must hold names; found dtype {value.dtype}")
+    return list(value)
 
 
 def _weights(group, path):

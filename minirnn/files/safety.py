@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 __all__ = ["FileFormatError", "SUPPORTED", "LIMITS", "read_member", "parse_json",
-           "check_class", "check_objects", "read_dataset", "check_tree"]
+           "check_class", "check_objects", "custom_objects", "refusal", "read_dataset",
+           "check_tree"]
 
 
 class FileFormatError(ValueError):
@@ -156,14 +157,23 @@ def check_class(class_name, where, path, allowed=SUPPORTED):
                f"Supported layers: {', '.join(SUPPORTED)}")
 
 
-def check_objects(config, path):
-    """Refuse custom objects anywhere in a configuration, naming the layer.
+# Parts of a configuration that only training reads (the loss, metrics and optimizer,
+# as Keras' load_model(compile=False) skips them): never inspected or deserialized,
+# so a custom loss does not refuse a model that inference can run.
+TRAINING_ONLY = ("compile_config", "training_config")
+
+
+def custom_objects(config):
+    """Every custom object anywhere in a configuration, as (layer, problem) pairs.
 
     Keras writes every object as {"module", "class_name", "registered_name", ...};
     built-in ones come from keras' own modules, with registered_name null (or the
     class name). Anything else was registered by user code, which minirnn does not
-    have and will not import. Walked iteratively, so depth cannot exhaust the stack.
+    have and will not import; a Lambda carries its code in the file. Walked
+    iteratively, so depth cannot exhaust the stack; the training-only parts
+    (:data:`TRAINING_ONLY`) are not walked.
     """
+    found, seen = [], set()
     stack = [(config, "the model")]
     while stack:
         value, layer = stack.pop()
@@ -176,19 +186,43 @@ def check_objects(config, path):
             module = value.get("module")
             registered = value.get("registered_name")
             class_name = value.get("class_name")
+            problem = None
             if class_name == "Lambda":
-                check_class(class_name, layer, path)  # refused, with the reason
-            if "class_name" in value and (
+                problem = (f"{layer} is of class 'Lambda', which is not supported: it runs "
+                           "Python code stored in the file, which minirnn never executes")
+            elif "class_name" in value and (
                     (module is not None and not (isinstance(module, str) and (
                         module == "keras" or module.startswith(("keras.", "tf_keras"))))) or
                     (registered is not None and registered != class_name)):
-                raise fail(path, f"{layer} uses the custom object {class_name!r} (module "
+                problem = (f"{layer} uses the custom object {class_name!r} (module "
                            f"{module!r}, registered as {registered!r}): custom objects are "
-                           "Python code, which minirnn never imports or runs. Supported "
-                           f"layers: {', '.join(SUPPORTED)}")
-            stack.extend((v, layer) for v in value.values())
+                           "Python code, which minirnn never imports or runs")
+            if problem is not None and problem not in seen:
+                seen.add(problem)
+                found.append((layer, problem))
+            stack.extend((v, layer) for k, v in value.items() if k not in TRAINING_ONLY)
         elif isinstance(value, list):
             stack.extend((v, layer) for v in value)
+    found.reverse()  # the walk pops the last item first: report in file order
+    return found
+
+
+def refusal(path, problems):
+    """One error that lists every problem (strings), so that a user sees at once all
+    that a model needs and minirnn does not reproduce."""
+    if len(problems) == 1:
+        return fail(path, f"{problems[0]}. Supported layers: {', '.join(SUPPORTED)}")
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return fail(path, f"the model uses {len(problems)} things minirnn does not reproduce:\n"
+                f"{lines}\nSupported layers: {', '.join(SUPPORTED)}")
+
+
+def check_objects(config, path):
+    """Refuse custom objects anywhere in a configuration, naming every layer that
+    uses one (see :func:`custom_objects`)."""
+    found = custom_objects(config)
+    if found:
+        raise refusal(path, [problem for _, problem in found])
 
 
 def _link_kind(group, name):
