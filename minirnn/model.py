@@ -580,6 +580,8 @@ class Model:
     def _semantics_line(self):
         source = self.source
         writer = {"keras": "Keras 3 .keras file", "h5": "legacy HDF5 .h5 file",
+                  "json": "JSON architecture with a weights file",
+                  "savedmodel": "TensorFlow SavedModel folder",
                   "memory": "in-memory Keras model"}.get(source.get("format"), "file")
         version = source.get("keras_version") or "unknown version"
         if self.semantics == "keras2":
@@ -708,12 +710,16 @@ def _json_default(value):
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-def load_model(path, *, dtype=None, bitwise=False, semantics=None):
+def load_model(path, weights=None, *, dtype=None, bitwise=False, semantics=None):
     """A :class:`Model` from a saved Keras model file, without TensorFlow or Keras.
 
     Args:
         path: a Keras 3 ``.keras`` file (or the folder it unzips to), or a legacy
-            ``.h5`` full-model file (Keras 2.x, tf.keras 2.x, Keras 3's legacy saver).
+            ``.h5`` full-model file (Keras 2.x, tf.keras 2.x, Keras 3's legacy saver),
+            or a tf.keras 2.x SavedModel folder; with ``weights``, the model's JSON
+            architecture (``model.to_json()``, or a .keras file's config.json).
+        weights: None, or the weights file that goes with a JSON architecture:
+            Keras 2's ``save_weights("w.h5")`` or Keras 3's ``.weights.h5``.
         dtype: None keeps each layer's dtype from the file; "float64" (or "float32")
             runs every layer in that dtype.
         bitwise: reproduce Keras' float32 results bit for bit where every layer is
@@ -728,7 +734,7 @@ def load_model(path, *, dtype=None, bitwise=False, semantics=None):
             reproduce, named with its class and the reason.
     """
     _check_arguments(dtype, bitwise, semantics)
-    saved = files.read(path)
+    saved = files.read(path, weights)
     problems = [problem for _, problem in custom_objects(saved.config)]
     try:
         return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics,

@@ -304,8 +304,11 @@ def write_keras3(out):
         np.savez(os.path.join(out, f"{name}.npz"), **arrays)
         model.save(os.path.join(out, f"{name}.keras"))
         model.save(os.path.join(out, f"{name}.h5"))
+        with open(os.path.join(out, f"{name}.json"), "w") as handle:
+            handle.write(model.to_json())
+        model.save_weights(os.path.join(out, f"{name}.weights.h5"))
         manifest[name] = {"dtype": KERAS3[name], "semantics": "keras3",
-                          "files": [f"{name}.keras", f"{name}.h5"],
+                          "files": [f"{name}.keras", f"{name}.h5", f"{name}.json"],
                           "classes": layer_classes(model)}
     _lambda_file(out)
     return manifest
@@ -456,6 +459,9 @@ def write_keras2(out):
         randomise(model, rng)
         path = os.path.join(out, f"{name}.h5")
         model.save(path)
+        with open(os.path.join(out, f"{name}.json"), "w") as handle:
+            handle.write(model.to_json())
+        model.save_weights(os.path.join(out, f"{name}.weights.h5"))
         reference = model
         if len(entry) > 2:
             reference = entry[2]
@@ -465,7 +471,8 @@ def write_keras2(out):
         arrays = {f"x{k}": v for k, v in enumerate(inputs)}
         arrays.update({f"y{k}": np.asarray(v) for k, v in enumerate(outputs)})
         np.savez(os.path.join(out, f"{name}.npz"), **arrays)
-        manifest[name] = {"dtype": KERAS2[name], "semantics": "keras2", "files": [f"{name}.h5"],
+        manifest[name] = {"dtype": KERAS2[name], "semantics": "keras2",
+                          "files": [f"{name}.h5", f"{name}.json"],
                           "classes": layer_classes(model)}
     return manifest
 

@@ -89,6 +89,31 @@ def test_summary(capsys, keras3_models):
     assert "Keras 3 semantics" in out
 
 
+def test_summary_and_predict_of_a_json_architecture(capsys, tmp_path, keras3_models):
+    """PATH = model.json with --weights: the JSON and weights pair loads as the model."""
+    import keras
+    model = keras.saving.load_model(keras3_models["two_inputs"])
+    (tmp_path / "m.json").write_text(model.to_json())
+    model.save_weights(tmp_path / "m.weights.h5")
+    status, out, _ = run(capsys, "summary", tmp_path / "m.json", "--weights",
+                         tmp_path / "m.weights.h5")
+    assert status == 0, out
+    assert "JSON architecture with a weights file" in out and "rnn" in out
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x.npz", a=rng.standard_normal((2, 4, 3)).astype("float32"),
+             b=rng.standard_normal((2, 4, 2)).astype("float32"))
+    status, out, _ = run(capsys, "predict", tmp_path / "m.json", "--weights",
+                         tmp_path / "m.weights.h5", "--input", tmp_path / "x.npz",
+                         "--output", tmp_path / "y.npz")
+    assert status == 0, out
+    with np.load(tmp_path / "y.npz") as y, np.load(tmp_path / "x.npz") as x:
+        want = model([x["a"], x["b"]])
+        for got, expected in zip(y.values(), want):
+            np.testing.assert_allclose(got, np.asarray(expected), atol=1e-6, rtol=1e-6)
+    status, _, err = run(capsys, "summary", tmp_path / "m.json")
+    assert status == 2 and "pass its weights file too" in err
+
+
 def test_summary_of_a_keras2_file(capsys, keras2_model):
     status, out, _ = run(capsys, "summary", keras2_model)
     assert status == 0

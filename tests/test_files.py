@@ -189,6 +189,30 @@ def test_keras20_sequential_list_config(files, tmp_path):
     np.testing.assert_allclose(minirnn.load_model(path)(xs[0]), ys[0], atol=1e-6, rtol=1e-6)
 
 
+def test_json_architecture_refusals(files, tmp_path):
+    """A JSON architecture needs its weights file; the weights file must be HDF5 in
+    one of Keras' layouts and fit the architecture."""
+    config = os.path.join(files, "dense_lstm.json")
+    with pytest.raises(ValueError, match="pass its weights file too"):
+        minirnn.load_model(config)
+    text = tmp_path / "w.h5"
+    text.write_bytes(b"not hdf5 at all")
+    with pytest.raises(ValueError, match=r"w\.h5: the weights file is not an HDF5 file"):
+        minirnn.load_model(config, weights=text)
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as f:
+        f.create_group("other")
+    with pytest.raises(ValueError, match="holds no Keras weights"):
+        minirnn.load_model(config, weights=empty)
+    with pytest.raises(ValueError, match="weight"):  # another model's weights
+        minirnn.load_model(config, weights=os.path.join(files, "k2_bidir.weights.h5"))
+    with pytest.raises(ValueError, match="not a Keras model architecture"):
+        minirnn.load_model(os.path.join(files, "manifest.json"),
+                           weights=os.path.join(files, "dense_lstm.weights.h5"))
+    with pytest.raises(TypeError, match="`weights` must be a file path"):
+        minirnn.load_model(config, weights=3)
+
+
 def test_refused_settings_name_the_layer(files, tmp_path):
     path = _copy(files, "dense_lstm.keras", tmp_path)
     config = _config(path)

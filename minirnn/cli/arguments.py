@@ -108,21 +108,24 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def model_path(text):
     """A saved Keras model: a .keras file (a zip with config.json), its unzipped
-    folder, or an HDF5 (.h5) file. Only the container is checked here; what is
-    inside is the loader's to judge."""
+    folder, a tf.keras SavedModel folder, an HDF5 (.h5) file, or a JSON architecture
+    (with --weights). Only the container is checked here; what is inside is the
+    loader's to judge."""
     if not text:
         raise argparse.ArgumentTypeError("expected a model file; received ''")
     if not os.path.exists(text):
         raise argparse.ArgumentTypeError(f"cannot read {text!r}: no such file or folder")
     if os.path.isdir(text):
-        config = os.path.join(text, "config.json")
-        if not os.path.isfile(config):
-            raise argparse.ArgumentTypeError(
-                f"cannot read {text!r}: a folder, but not an unzipped .keras model "
-                "(it has no config.json)")
-        input_file(config)
-        return text
+        for marker in ("config.json", "saved_model.pb"):
+            if os.path.isfile(os.path.join(text, marker)):
+                input_file(os.path.join(text, marker))
+                return text
+        raise argparse.ArgumentTypeError(
+            f"cannot read {text!r}: a folder, but neither an unzipped .keras model (it has "
+            "no config.json) nor a SavedModel (no saved_model.pb)")
     input_file(text)
+    if text.lower().endswith(".json"):
+        return text
     if zipfile.is_zipfile(text):
         try:
             with zipfile.ZipFile(text) as archive:

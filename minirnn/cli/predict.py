@@ -21,7 +21,7 @@ def write_outputs(path, names, arrays):
 
 
 def run(args):
-    model = models.load(args.path)
+    model = models.load(args.path, weights=args.weights)
     arrays = models.read_inputs(args.input, model)
     models.check_inputs(model, arrays, args.input)
     x = arrays if len(arrays) > 1 else arrays[0]
@@ -48,7 +48,11 @@ def add_parser(commands):
                     "array per input, by input name or in order), and print the outputs' "
                     "shapes or write them to an .npz file (one array per output name).")
     parser.add_argument("path", metavar="PATH", type=model_path,
-                        help="the model file (.keras, its unzipped folder, or .h5)")
+                        help="the model: .keras, its unzipped folder, .h5, a SavedModel "
+                             "folder, or a JSON architecture with --weights")
+    parser.add_argument("--weights", metavar="W.h5", type=input_file, default=None,
+                        help="the weights file of a JSON architecture (PATH = model.json): "
+                             "Keras 2 save_weights .h5 or Keras 3 .weights.h5")
     parser.add_argument("--input", metavar="X", type=input_file, required=True,
                         help="X.npy (one input) or X.npz (arrays by input name, or in order)")
     parser.add_argument("--output", metavar="Y.npz", type=output_file,

@@ -3,7 +3,7 @@
 whose numbers it gives (Keras 2 or Keras 3 semantics)."""
 
 from . import models
-from .arguments import model_path
+from .arguments import input_file, model_path
 from .common import OK
 
 __all__ = ["add_parser", "run"]
@@ -23,7 +23,7 @@ def _input_line(spec):
 
 
 def run(args):
-    model = models.load(args.path)
+    model = models.load(args.path, weights=args.weights)
     model.summary(print_fn=print)
     print()
     print("Inputs:")
@@ -44,5 +44,9 @@ def add_parser(commands):
                     "full-model file) with minirnn.load_model and print its layers, "
                     "inputs, outputs and semantics. Nothing in the file is executed.")
     parser.add_argument("path", metavar="PATH", type=model_path,
-                        help="the model file (.keras, its unzipped folder, or .h5)")
+                        help="the model: .keras, its unzipped folder, .h5, a SavedModel "
+                             "folder, or a JSON architecture with --weights")
+    parser.add_argument("--weights", metavar="W.h5", type=input_file, default=None,
+                        help="the weights file of a JSON architecture (PATH = model.json): "
+                             "Keras 2 save_weights .h5 or Keras 3 .weights.h5")
     parser.set_defaults(run=run)

@@ -30,16 +30,34 @@ class SavedModel:
     source: dict = field(default_factory=dict)
 
 
-def read(path):
-    """Read ``path`` (a .keras zip, its unzipped folder, or an .h5 full-model file)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`path` must be a file path (str or os.PathLike); received "
-                        f"{type(path).__name__}.")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileFormatError(f"{path}: no such file or folder")
+def read(path, weights=None):
+    """Read ``path`` (a .keras zip, its unzipped folder, or an .h5 full-model file);
+    with ``weights``, ``path`` is the model's JSON architecture and ``weights`` its
+    weights file (Keras 2 ``save_weights`` .h5 or Keras 3 ``.weights.h5``)."""
+    path = _path(path, "path")
+    if weights is not None:
+        weights = _path(weights, "weights")
+        if not os.path.isfile(path):
+            raise FileFormatError(f"{path}: with `weights`, `path` must be the model's JSON "
+                                  "file (model.to_json())")
+        from . import json_weights
+        from .isolation import run_isolated
+        return run_isolated(lambda config: json_weights.read(config, weights), path)
+    if path.lower().endswith(".json") and os.path.isfile(path):
+        raise FileFormatError(f"{path}: a model JSON holds the architecture only: pass its "
+                              "weights file too, load_model(path, weights='...h5')")
     from .isolation import run_isolated
     return run_isolated(_read, path)
+
+
+def _path(value, name):
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"`{name}` must be a file path (str or os.PathLike); received "
+                        f"{type(value).__name__}.")
+    value = os.fspath(value)
+    if not os.path.exists(value):
+        raise FileFormatError(f"{value}: no such file or folder")
+    return value
 
 
 def _read(path):
