@@ -241,6 +241,11 @@ class Model:
             self.source["semantics"] = semantics
         self.semantics = self.source["semantics"]
         self.bitwise = bool(bitwise)
+        version = self.source.get("keras_version")
+        if isinstance(version, str) and version.startswith("1."):
+            raise ValueError(f"the file was written by Keras {version}; minirnn reads files "
+                             "of Keras 2.0 and later (Keras 1 stored recurrent weights in "
+                             "another layout).")
         try:
             self._graph = graphs.parse(saved.config)
         except ValueError:

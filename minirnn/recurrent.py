@@ -41,7 +41,8 @@ def defaults(semantics, keras_version):
 
     Keras <= 2.2: recurrent_activation hard_sigmoid, GRU reset_after False,
     implementation 1; Keras 2.3: sigmoid, False, 2; tf.keras 2.x and Keras 3:
-    sigmoid, True, 2."""
+    sigmoid, True, 2. (A Keras 2 GRU configuration without reset_after predates the
+    setting, whatever the version says: False; see :func:`_cell_arguments`.)"""
     if semantics != "keras2":
         return {"recurrent_activation": "sigmoid", "reset_after": True, "implementation": 2}
     version = _version(keras_version)
@@ -68,6 +69,9 @@ def _cell_arguments(cls, config, layer_config, dtype, semantics, keras_version, 
     if _flag(layer_config, "time_major", where):
         raise ValueError(f"{where}: time_major=True is not reproduced (inputs must be "
                          "(batch, timesteps, features)).")
+    if "units" not in config and "output_dim" in config:
+        raise ValueError(f"{where}: a Keras 1 configuration (output_dim, inner_activation); "
+                         "minirnn reads files of Keras 2.0 and later.")
     units = config.get("units")
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
         raise ValueError(f"{where}: `units` must be a positive integer; received {units!r}.")
@@ -94,7 +98,12 @@ def _cell_arguments(cls, config, layer_config, dtype, semantics, keras_version, 
         implementation = config.get("implementation", default["implementation"])
         arguments["implementation"] = 1 if implementation == 1 else 2
     if cls is GRU:
-        arguments["reset_after"] = _flag(config, "reset_after", where, default["reset_after"])
+        reset_after = default["reset_after"]
+        if semantics == "keras2" and "reset_after" not in config:
+            # Keras added reset_after in 2.1.3 and wrote it into every GRU configuration
+            # since, so a Keras 2 GRU without it predates it: reset before the product.
+            reset_after = False
+        arguments["reset_after"] = _flag(config, "reset_after", where, reset_after)
     for key in ("activation", "recurrent_activation"):
         if key in arguments and not (arguments[key] is None or isinstance(arguments[key], str)):
             raise ValueError(f"{where}: `{key}` must be the name of a built-in activation; "

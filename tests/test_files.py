@@ -213,6 +213,60 @@ def test_json_architecture_refusals(files, tmp_path):
         minirnn.load_model(config, weights=3)
 
 
+def _edit_h5_config(path, edit, version=None):
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        edit(config)
+        f.attrs["model_config"] = json.dumps(config)
+        if version is not None:
+            f.attrs["keras_version"] = version
+
+
+def _walk_configs(value):
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _walk_configs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk_configs(item)
+
+
+@pytest.mark.parametrize("name", ["k2_bidir", "k2_hard"])
+def test_keras21_gru_without_reset_after(files, tmp_path, name):
+    """Keras before 2.1.3 wrote GRU configurations without reset_after (it was always
+    False then); such a file runs with reset_after=False, whatever its version says."""
+    path = _copy(files, f"{name}.h5", tmp_path)
+
+    def drop(config):
+        grus = [c for c in _walk_configs(config) if c.get("class_name") == "GRU"]
+        assert grus and all(not g["config"]["reset_after"] for g in grus)
+        for gru in grus:
+            del gru["config"]["reset_after"]
+
+    _edit_h5_config(path, drop, "2.1.2")
+    xs, ys = saved_models.arrays(files, name)
+    got = minirnn.load_model(path)(xs if len(xs) > 1 else xs[0])
+    for a, b in zip(got if isinstance(got, list) else [got], ys):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_keras1_files_are_refused_by_name(files, tmp_path):
+    path = _copy(files, "k2_sequential.h5", tmp_path)
+    _edit_h5_config(path, lambda config: None, "1.2.2")
+    with pytest.raises(ValueError, match="written by Keras 1.2.2; minirnn reads files of "
+                                         "Keras 2.0 and later"):
+        minirnn.load_model(path)
+
+    def keras1(config):
+        lstm = next(c for c in _walk_configs(config) if c.get("class_name") == "LSTM")
+        lstm["config"]["output_dim"] = lstm["config"].pop("units")
+
+    _edit_h5_config(path, keras1, "2.0.0")
+    with pytest.raises(ValueError, match=r"\(LSTM\): a Keras 1 configuration"):
+        minirnn.load_model(path)
+
+
 def test_refused_settings_name_the_layer(files, tmp_path):
     path = _copy(files, "dense_lstm.keras", tmp_path)
     config = _config(path)
