@@ -782,6 +782,54 @@ class Minimum(Maximum):
     operation = staticmethod(np.minimum)
 
 
+class Merge(Block):
+    """Keras 2.0's legacy Merge layer (Keras 1's ``merge([a, b], mode=...)``): the
+    inputs combined by ``mode``, with Keras 2's rules::
+
+        sum: y = x1 + x2 + ...        mul: y = x1 * x2 * ...
+        ave: y = (x1 + ... + xn) / n  max: y = max(x1, ..., xn)
+        concat: y = the inputs joined along concat_axis
+
+    which are :class:`Add`, :class:`Multiply`, :class:`Average`, :class:`Maximum` and
+    :class:`Concatenate` under Keras 2 semantics. A mode given as a Python function
+    (mode_type "function") is code stored in the file and is refused, as are the
+    dot and cos modes and a custom output_mask.
+
+    Mask: merges: the AND of the masks there are (concat: the joined masks, all()
+    over the last axis), as those layers in Keras 2."""
+
+    keras_class = "Merge"
+    merges = True
+    uses_mask = True
+    _MODES = {"sum": "Add", "mul": "Multiply", "ave": "Average", "max": "Maximum",
+              "concat": "Concatenate"}
+
+    def configure(self, config):
+        mode, mode_type = config.get("mode", "sum"), config.get("mode_type", "raw")
+        if mode_type != "raw" or not isinstance(mode, str):
+            raise ValueError(f"{self.where}: its mode is a Python function stored in the "
+                             "file (mode_type 'function'), which minirnn never executes.")
+        if mode not in self._MODES:
+            raise ValueError(f"{self.where}: `mode` must be one of {sorted(self._MODES)} "
+                             f"(minirnn reproduces only these); received {mode!r}.")
+        if config.get("output_mask") is not None or \
+                config.get("output_mask_type", "raw") != "raw":
+            raise ValueError(f"{self.where}: a custom `output_mask` is not reproduced.")
+        inner = {"axis": config.get("concat_axis", -1)} if mode == "concat" else {}
+        self.mode = mode
+        self.inner = BLOCKS[self._MODES[mode]](self.name, inner, self.dtype, "keras2")
+        self.inner.where = self.where
+
+    def output_shape(self, input_shapes):
+        return self.inner.output_shape(input_shapes)
+
+    def compute_mask(self, xs, masks):
+        return self.inner.compute_mask(xs, masks)
+
+    def __call__(self, xs, mask=None):
+        return self.inner(xs, mask) if self.inner.uses_mask else self.inner(xs)
+
+
 class TimeDistributed(Block):
     """y[:, t] = layer(x[:, t]) for every step t, with the same weights.
 
@@ -829,7 +877,7 @@ BLOCKS = {
         Activation, Dense, Embedding, Masking, RepeatVector, Flatten, Reshape, Permute,
         Conv1D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalAveragePooling1D,
         BatchNormalization, LayerNormalization, Concatenate, Add, Subtract, Multiply,
-        Average, Maximum, Minimum)
+        Average, Maximum, Minimum, Merge)
 }
 for _name in ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
               "AlphaDropout", "ActivityRegularization"):

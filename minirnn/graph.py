@@ -17,6 +17,8 @@ A tensor is a :class:`Ref` (layer name, node index, output index).
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .files.safety import MASK_OPS
 
 __all__ = ["Ref", "Call", "LayerSpec", "Graph", "parse"]
@@ -27,12 +29,18 @@ Ref = namedtuple("Ref", "layer node index")
 @dataclass
 class Call:
     """One call of a layer: ``inputs`` (a Ref, a list of Refs, or constants for mask
-    operations), ``mask`` and ``initial_state`` given explicitly (or None)."""
+    operations; None when a Keras 3 call passes every tensor by keyword), ``mask`` and
+    ``initial_state`` given explicitly (or None). ``args`` are the positional
+    arguments after the first and ``kwargs`` the other keyword arguments ("training"
+    is left out), tensors as Refs and constants kept (arrays as NumPy arrays); only a
+    layer that declares a call signature takes them (minirnn.model binds them)."""
 
     inputs: object
     mask: object = None
     initial_state: list = None
     constants: list = field(default_factory=list)
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -197,11 +205,13 @@ def _functional(config, layers):
 
 
 def _is_operation(layer, class_name, config):
-    """Keras 3 mask operations: module keras.src.ops.numpy in .keras files; the
-    legacy .h5 saver drops the module, and an operation has no 'trainable'."""
+    """Keras 3 mask operations: module keras.src.ops.numpy (keras.src.ops.core for
+    Cast and ConvertToTensor, which Attention's compute_mask records) in .keras
+    files; the legacy .h5 saver drops the module, and an operation has no
+    'trainable'."""
     module = layer.get("module")
     if module is not None:
-        return module == "keras.src.ops.numpy"
+        return module in ("keras.src.ops.numpy", "keras.src.ops.core")
     return class_name in MASK_OPS and "trainable" not in config
 
 
@@ -214,12 +224,51 @@ def _tensor(value):
 
 
 def _structure(value, where):
-    """Keras 3 args with tensors replaced by Refs (lists kept, constants kept)."""
+    """Keras 3 args with tensors replaced by Refs (lists kept, constants kept; an
+    array constant, {"class_name": "__tensor__" or "__numpy__", "config": {"value",
+    "dtype"}}, as a NumPy array)."""
     ref = _tensor(value)
     if ref is not None:
         return ref
+    if isinstance(value, dict) and value.get("class_name") in ("__tensor__", "__numpy__"):
+        config = value.get("config")
+        if not isinstance(config, dict):
+            raise ConfigError(f"{where}: an array constant has no 'config'")
+        return _array(config.get("value"), config.get("dtype"), where)
     if isinstance(value, list):
         return [_structure(v, where) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    raise ConfigError(f"{where}: unsupported call argument {str(value)[:80]}")
+
+
+_ARRAY_DTYPES = ("bool", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                 "uint8")
+
+
+def _array(value, dtype, where):
+    """An array constant of a call: nested lists of numbers, of a plain dtype."""
+    if dtype not in _ARRAY_DTYPES:
+        raise ConfigError(f"{where}: an array constant has dtype {str(dtype)[:40]!r}; "
+                          f"expected one of {_ARRAY_DTYPES}")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise ConfigError(f"{where}: an array constant must hold numbers in nested lists "
+                          f"of equal lengths; received {str(value)[:80]}")
+    return array.astype(dtype)
+
+
+def _keras2_structure(value, where):
+    """Keras 2 call arguments with tensors, written [layer, node, index] (Keras 2
+    itself reads any list of 3 or 4 items that starts with a string so), replaced by
+    Refs; lists and constants kept."""
+    if isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str):
+        return _triple(value, where)
+    if isinstance(value, list):
+        return [_keras2_structure(v, where) for v in value]
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
     raise ConfigError(f"{where}: unsupported call argument {str(value)[:80]}")
@@ -236,39 +285,42 @@ def _check_input(value, where):
 
 
 def _call(node, spec):
+    """One inbound node as a :class:`Call`. Arguments other than the input, the mask
+    and the initial state go into ``args`` and ``kwargs``; minirnn.model refuses
+    them for every layer that does not declare a call signature."""
     where = f"layer {spec.name!r}"
     if isinstance(node, dict):  # Keras 3
         args, kwargs = node.get("args", []), node.get("kwargs", {})
-        if not isinstance(args, list) or not isinstance(kwargs, dict) or not args:
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or \
+                not (args or kwargs) or (spec.is_operation and not args):
             raise ConfigError(f"{where}: a call must have a list 'args' and an object "
                               "'kwargs'")
         args = [_structure(a, where) for a in args]
-        unknown = set(kwargs) - {"mask", "initial_state", "training"}
         if spec.is_operation:
             _check_input(args[0], where)
             return Call(args[0], constants=args[1:])
-        if unknown:
-            raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
-                              "does not reproduce")
-        if len(args) > 1:
-            raise ConfigError(f"{where}: the call passes {len(args)} positional arguments")
-        _check_input(args[0], where)
+        if args:
+            _check_input(args[0], where)
         mask = _structure(kwargs.get("mask"), where)
         state = kwargs.get("initial_state")
         if state is not None:
             state = _structure(state if isinstance(state, list) else [state], where)
-        return Call(args[0], mask=mask, initial_state=state)
+        others = {key: _structure(value, f"{where}: argument {key!r}")
+                  for key, value in kwargs.items()
+                  if key not in ("mask", "initial_state", "training")}
+        return Call(args[0] if args else None, mask=mask, initial_state=state,
+                    args=args[1:], kwargs=others)
     if isinstance(node, list) and node:  # Keras 2: [[layer, node, index, kwargs], ...]
         refs = [_triple(entry, where) for entry in node]
-        for entry in node:
-            kwargs = entry[3] if len(entry) > 3 else {}
-            if not isinstance(kwargs, dict):
-                raise ConfigError(f"{where}: call arguments must be an object")
-            unknown = {k for k, v in kwargs.items() if k != "training" and v is not None}
-            if unknown:
-                raise ConfigError(f"{where}: the call passes {sorted(unknown)}, which minirnn "
-                                  "does not reproduce")
-        if len(refs) == 1:
-            return Call(refs[0])
-        return Call(refs, initial_state=None)
+        # Keras 2 writes the call's keyword arguments on every entry of its input.
+        arguments = [entry[3] if len(entry) > 3 else {} for entry in node]
+        if not all(isinstance(kwargs, dict) for kwargs in arguments):
+            raise ConfigError(f"{where}: call arguments must be an object")
+        if any(kwargs != arguments[0] for kwargs in arguments):
+            raise ConfigError(f"{where}: the entries of one call pass different arguments")
+        kwargs = {key: _keras2_structure(value, f"{where}: argument {key!r}")
+                  for key, value in arguments[0].items()
+                  if key != "training" and value is not None}
+        mask = kwargs.pop("mask", None)
+        return Call(refs[0] if len(refs) == 1 else refs, mask=mask, kwargs=kwargs)
     raise ConfigError(f"{where}: a call must be an object (Keras 3) or a list (Keras 2)")

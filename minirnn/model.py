@@ -12,6 +12,7 @@ operations that compute them) takes the place of the implicit one, as in Keras.
 """
 
 import heapq
+import math
 
 import numpy as np
 
@@ -30,6 +31,7 @@ _BITWISE_BLOCKS = ("InputLayer", "Embedding", "Masking", "Dropout", "SpatialDrop
                    "ActivityRegularization", "Flatten", "Reshape", "Permute", "RepeatVector",
                    "Concatenate")
 _DEFAULT_TIMESTEPS = 6
+_EXAMPLE_ELEMENTS = 2**28  # a file's input shape may declare any size: bound what is made
 # Every non-recurrent block by its Keras class name.
 _BLOCKS = {**blocks.BLOCKS, **convolution.BLOCKS, **activation_blocks.BLOCKS,
            **attention.BLOCKS}
@@ -90,6 +92,9 @@ class MaskOperation:
             return np.concatenate([np.asarray(v) for v in x], axis=_axis(c, 0))
         if op == "Cast":
             return arguments[0].astype(_dtype_name(c.get("dtype")))
+        if op == "ConvertToTensor":
+            dtype = c.get("dtype")
+            return arguments[0] if dtype is None else arguments[0].astype(_dtype_name(dtype))
         if op == "BroadcastTo":
             return np.broadcast_to(arguments[0], tuple(c.get("shape")))
         raise ValueError(f"{self.where}: not supported")
@@ -204,7 +209,7 @@ class _Step:
 
     def __init__(self, spec, index, call, runner):
         self.spec, self.index, self.call, self.runner = spec, index, call, runner
-        x, state = call.inputs, call.initial_state
+        x, state, self.mask = call.inputs, call.initial_state, call.mask
         # Keras 2 writes a recurrent layer's initial state as extra inputs.
         if isinstance(runner, recurrent.RecurrentNode) and isinstance(x, list) and \
                 state is None:
@@ -212,11 +217,63 @@ class _Step:
                 x = x[0]
             else:
                 x, state = x[0], x[1:]
+        # A block with a call signature (the attention layers) takes its call's other
+        # arguments by name; every other layer refuses them.
+        self.arguments = None
+        if getattr(runner, "call_signature", None):
+            self.arguments = self._bind(runner, call)
+            x = self.arguments.pop(runner.call_signature[0])
+            if self.arguments.get("mask") is not None and self.mask is None:
+                self.mask = self.arguments.pop("mask")  # a mask passed by position
+            self.arguments.pop("mask", None)
+        elif call.args or call.kwargs or x is None:
+            where = f"layer {spec.name!r}"
+            if call.args:
+                raise ValueError(f"{where}: the call passes {len(call.args) + 1} positional "
+                                 "arguments")
+            raise ValueError(f"{where}: the call passes {sorted(call.kwargs)}, which "
+                             "minirnn does not reproduce")
         self.x, self.initial_state = x, state
 
+    def _bind(self, runner, call):
+        """The call's arguments by name, as Python binds them to the Keras layer's
+        call signature (``runner.call_signature``, the input first); tensors are
+        Refs (or array constants) where ``runner.tensor_arguments`` allows them, the
+        other arguments constants that the block checks."""
+        where = f"layer {self.spec.name!r} ({self.spec.class_name})"
+        names = runner.call_signature
+        if call.mask is not None and "mask" not in names:
+            raise ValueError(f"{where}: the call passes ['mask'], which minirnn does not "
+                             "reproduce")
+        positional = ([] if call.inputs is None else [call.inputs]) + list(call.args)
+        if len(positional) > len(names):
+            raise ValueError(f"{where}: the call passes {len(positional)} positional "
+                             f"arguments; the layer takes at most {len(names)}")
+        bound = dict(zip(names, positional))
+        for key, value in call.kwargs.items():
+            if key not in names:
+                raise ValueError(f"{where}: the call passes [{key!r}], which minirnn does "
+                                 "not reproduce")
+            if key in bound:
+                raise ValueError(f"{where}: the call passes {key!r} twice")
+            bound[key] = value
+        first = bound.get(names[0])
+        if not (isinstance(first, graphs.Ref) or (isinstance(first, list) and first and all(
+                isinstance(r, graphs.Ref) for r in first))):
+            raise ValueError(f"{where}: the call's {names[0]!r} must be a tensor or a list of "
+                             f"tensors; received {str(first)[:80]}")
+        for key, value in bound.items():
+            if key not in runner.tensor_arguments and _refs_in(value):
+                raise ValueError(f"{where}: the call argument {key!r} must be a constant; "
+                                 "received a tensor")
+        runner.check_call_arguments(
+            {k: v for k, v in bound.items() if k not in runner.tensor_arguments})
+        return bound
+
     def reads(self):
-        return _refs_in(self.x) + _refs_in(self.call.mask) + _refs_in(self.initial_state) + \
-            [r for c in self.call.constants for r in _refs_in(c)]
+        arguments = [] if self.arguments is None else list(self.arguments.values())
+        return _refs_in(self.x) + _refs_in(self.mask) + _refs_in(self.initial_state) + \
+            [r for c in self.call.constants for r in _refs_in(c)] + _refs_in(arguments)
 
 
 class Model:
@@ -337,6 +394,10 @@ class Model:
                                        any(s is None for s in input_shape)):
                 raise ValueError(f"layer {name!r} reads the output of a mask operation as "
                                  "its input; not supported.")
+            if step.arguments is not None:  # by name: tensors as shapes, constants as such
+                input_shape = {runner.call_signature[0]: input_shape, **{
+                    key: _argument_shape(value, key in runner.tensor_arguments, shapes)
+                    for key, value in step.arguments.items()}}
             if name not in done:
                 arrays = weights.get(name, [])
                 where = f"layer {name!r} ({step.spec.class_name})"
@@ -491,14 +552,30 @@ class Model:
                 x, masks = [v[0] for v in values], [v[1] for v in values]
             else:
                 x, masks = values
-            if step.call.mask is not None:
-                masks = _value(step.call.mask, store)
+            if step.mask is not None:
+                masks = _value(step.mask, store)
+            # Keras 3 fills in `mask` from the input's mask only for a call with one
+            # tensor argument (Layer.__call__, "Populate mask argument(s)"): a
+            # recurrent layer given an initial state runs unmasked, and its output
+            # carries the input's mask all the same (compute_mask, "previous_mask").
+            unmasked = step.mask is None and step.call.initial_state is not None and \
+                self.semantics == "keras3"
             state = None if step.initial_state is None else \
                 [_value(s, store) for s in step.initial_state]
             if capture == name:
-                return x, masks, state
+                return x, None if unmasked else masks, state
+            arguments = None
+            if step.arguments is not None:  # by name, each tensor with its mask
+                first = runner.call_signature[0]
+                arguments = ({first: x, **{k: _value(v, store)
+                                           for k, v in step.arguments.items()}},
+                             {first: masks, **{k: _mask(v, store)
+                                               for k, v in step.arguments.items()}})
             try:
-                output, out_masks = _call_layer(runner, x, masks, state)
+                output, out_masks = _call_layer(runner, x, None if unmasked else masks, state,
+                                                arguments)
+                if unmasked:
+                    out_masks = runner.compute_mask(x, masks)
             except (TypeError, IndexError, KeyError) as error:
                 shapes = [np.shape(v) for v in x] if isinstance(x, list) else np.shape(x)
                 raise ValueError(f"layer {name!r} ({step.spec.class_name}) cannot run on "
@@ -508,6 +585,12 @@ class Model:
                 out_masks = [out_masks] * len(outputs)
             for k, (value, mask) in enumerate(zip(outputs, out_masks)):
                 store[graphs.Ref(name, step.index, k)] = (value, mask)
+            # Keras 3's MultiHeadAttention removes the masks of the tensors it reads
+            # (set_keras_mask(query, None), ...): later calls see them unmasked.
+            for key in getattr(runner, "clears_masks", ()):
+                ref = step.x if key == runner.call_signature[0] else step.arguments.get(key)
+                if isinstance(ref, graphs.Ref):
+                    store[ref] = (store[ref][0], None)
         results = [store[ref][0] for ref in self._graph.outputs]
         return results if len(results) > 1 else results[0]
 
@@ -565,7 +648,8 @@ class Model:
             params = runner.count_params()
             total += params
             reads = sorted({r.layer for c in spec.calls for r in _refs_in(c.inputs)
-                            + _refs_in(c.initial_state)})
+                            + _refs_in(c.initial_state) + _refs_in(c.args)
+                            + _refs_in(list(c.kwargs.values()))})
             label = spec.class_name + (f" x{len(spec.calls)} calls" if len(spec.calls) > 1
                                        else "")
             rows.append((spec.name, label, ", ".join(_shape_text(s) for s in shapes),
@@ -614,6 +698,10 @@ class Model:
             for k in range(1, len(shape)):
                 if shape[k] is None:
                     shape[k] = timesteps or _DEFAULT_TIMESTEPS if k == 1 else 3
+            if math.prod(shape) > _EXAMPLE_ELEMENTS:
+                raise ValueError(f"input {spec['name']!r} of shape {tuple(shape)} would hold "
+                                 f"{math.prod(shape)} numbers, over the {_EXAMPLE_ELEMENTS} "
+                                 "that example inputs may have.")
             if spec["int_high"] is not None:
                 high = spec["int_high"]
                 x = rng.integers(1 if high > 1 else 0, max(high, 1), size=shape)
@@ -637,8 +725,14 @@ class Model:
                 f"{self.input_names}, outputs {self.output_names}>")
 
 
-def _call_layer(runner, x, masks, state):
-    """(output, output mask) of one call, as Keras: the call, then compute_mask."""
+def _call_layer(runner, x, masks, state, arguments=None):
+    """(output, output mask) of one call, as Keras: the call, then compute_mask. A
+    block with a call signature takes ``arguments``: (values, masks), each a dict by
+    argument name (the input under its own name)."""
+    if arguments is not None:
+        values, argument_masks = arguments
+        return runner.run(values, argument_masks), \
+            runner.compute_mask(values, argument_masks)
     if isinstance(runner, recurrent.RecurrentNode):
         output = runner(x, masks, state)
     elif runner.uses_mask or runner.merges:
@@ -654,6 +748,25 @@ def _problem(error):
     text = str(error)
     cut = text.find(". Supported layers: ")
     return text[:cut] if cut >= 0 else text.rstrip(".")
+
+
+def _argument_shape(value, is_tensor, shapes):
+    """A call argument for static shapes: a tensor's shape (an array constant's
+    too), any other argument as it is."""
+    if _refs_in(value):
+        return _take(value, shapes)
+    if is_tensor and value is not None:
+        return tuple(np.shape(value))
+    return value
+
+
+def _mask(ref_or_list, store):
+    """The mask(s) carried beside the value(s) behind a Ref or a list of Refs."""
+    if isinstance(ref_or_list, graphs.Ref):
+        return store[ref_or_list][1]
+    if isinstance(ref_or_list, list):
+        return [_mask(v, store) for v in ref_or_list]
+    return None
 
 
 def _value(ref_or_list, store):

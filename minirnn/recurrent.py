@@ -41,8 +41,8 @@ def defaults(semantics, keras_version):
 
     Keras <= 2.2: recurrent_activation hard_sigmoid, GRU reset_after False,
     implementation 1; Keras 2.3: sigmoid, False, 2; tf.keras 2.x and Keras 3:
-    sigmoid, True, 2. (A Keras 2 GRU configuration without reset_after predates the
-    setting, whatever the version says: False; see :func:`_cell_arguments`.)"""
+    sigmoid, True, 2. (A Keras 2 GRU configuration without reset_after and without a
+    version predates the setting: False; see :func:`_cell_arguments`.)"""
     if semantics != "keras2":
         return {"recurrent_activation": "sigmoid", "reset_after": True, "implementation": 2}
     version = _version(keras_version)
@@ -99,9 +99,10 @@ def _cell_arguments(cls, config, layer_config, dtype, semantics, keras_version, 
         arguments["implementation"] = 1 if implementation == 1 else 2
     if cls is GRU:
         reset_after = default["reset_after"]
-        if semantics == "keras2" and "reset_after" not in config:
+        if semantics == "keras2" and "reset_after" not in config and \
+                not isinstance(keras_version, str):
             # Keras added reset_after in 2.1.3 and wrote it into every GRU configuration
-            # since, so a Keras 2 GRU without it predates it: reset before the product.
+            # since, so a Keras 2 GRU without it, of an unknown version, predates it.
             reset_after = False
         arguments["reset_after"] = _flag(config, "reset_after", where, reset_after)
     for key in ("activation", "recurrent_activation"):

@@ -2,9 +2,10 @@
 
     python -m tests.fuzz_model_files DIR CASES SEED
 
-Run by tests/test_files.py in a subprocess, so that a crash inside a file reader
-fails the test instead of killing pytest. Mutations, in turn, of valid fixture files
-from DIR (.keras zips and .h5 files):
+Run by tests/test_files.py and tests/test_savedmodel.py in a subprocess, so that a
+crash inside a file reader fails the test instead of killing pytest. Mutations, in
+turn, of valid fixture files from DIR (.keras zips and .h5 files; those of BASES that
+DIR holds) and of the tf.keras SavedModel folders in DIR (SAVEDMODEL_BASES):
 
 - bytes: 1 to 16 random bytes overwritten (in a .keras file, also inside its
   model.weights.h5, re-zipped so that the zip's checksums hold), or the file
@@ -13,7 +14,13 @@ from DIR (.keras zips and .h5 files):
   extreme number, a long string, a deep nesting, or a class name;
 - HDF5 attributes: layer_names / weight_names shuffled, cut, renamed or retyped;
   keras_version and model_config replaced;
-- HDF5 shapes: one weight dataset replaced by one of another shape or dtype.
+- HDF5 shapes: one weight dataset replaced by one of another shape or dtype;
+- SavedModel folders (tests/savedmodel_fixtures.py): bytes overwritten in, or a cut
+  of, variables.index, a data shard or keras_metadata.pb; a JSON field of the
+  model's or a layer's Keras metadata; one field of one BundleEntryProto or of the
+  bundle header, or one reference or key of the checkpoint's object graph, rewritten
+  with valid checksums (so that the reader's later checks are reached too); a file
+  removed or replaced by a symbolic link.
 
 A loaded model is also run on a small valid input (ValueError allowed there too).
 Prints one JSON line: the counts per mutation and outcome, and any failures.
@@ -23,6 +30,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -35,6 +43,8 @@ import minirnn
 
 BASES = ["text_bilstm.keras", "merges.h5", "k2_hard.h5", "cells.keras", "seq2seq.h5",
          "k2_cudnn.h5", "timeseries_bn.keras", "tagging.h5"]
+SAVEDMODEL_BASES = ["sm_text", "sm_cells", "sm_conv_bn", "sm_two_io", "sm_sharded",
+                    "sm_sequential"]
 SECONDS_PER_CASE = 20
 
 
@@ -150,8 +160,12 @@ def _h5_mutation(path, rng, kind):
 
 
 def make_case(directory, rng, scratch):
-    """(mutation kind, path of the mutated file)."""
-    base = rng.choice(BASES)
+    """(mutation kind, path of the mutated file or folder)."""
+    files = [b for b in BASES if os.path.isfile(os.path.join(directory, b))]
+    folders = [b for b in SAVEDMODEL_BASES if os.path.isdir(os.path.join(directory, b))]
+    base = rng.choice(files + folders)
+    if base in folders:
+        return savedmodel_case(os.path.join(directory, base), rng, scratch)
     with open(os.path.join(directory, base), "rb") as handle:
         data = handle.read()
     suffix = os.path.splitext(base)[1]
@@ -203,6 +217,203 @@ def make_case(directory, rng, scratch):
     return f"{kind}{suffix}", target
 
 
+# ---- SavedModel folders ---------------------------------------------------------------
+
+SAVEDMODEL_KINDS = ["bytes", "truncate", "json", "entry", "graph", "files"]
+
+
+def savedmodel_case(source, rng, scratch):
+    """A mutated copy of the SavedModel folder ``source``: (kind, its path)."""
+    target = os.path.join(scratch, "case_savedmodel")
+    if os.path.lexists(target):
+        shutil.rmtree(target)
+    shutil.copytree(source, target, symlinks=True)
+    kind = rng.choice(SAVEDMODEL_KINDS)
+    variables = os.path.join(target, "variables")
+    if kind in ("bytes", "truncate"):
+        shards = sorted(n for n in os.listdir(variables) if ".data-" in n)
+        name = rng.choice(["variables/variables.index", "keras_metadata.pb",
+                           "variables/" + rng.choice(shards)])
+        member = os.path.join(target, name)
+        data = bytearray(open(member, "rb").read())
+        if kind == "bytes" and data:
+            for _ in range(rng.randint(1, 16)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        else:
+            data = data[:rng.randrange(len(data) + 1)]
+        open(member, "wb").write(bytes(data))
+    elif kind == "json":
+        _mutate_metadata(target, rng)
+    elif kind == "entry":
+        _mutate_entry(variables, rng)
+    elif kind == "graph":
+        _mutate_graph(variables, rng)
+    else:
+        _mutate_files(target, rng)
+    return f"{kind}/savedmodel", target
+
+
+def _mutate_metadata(target, rng):
+    """One JSON field of the model's or of a layer's metadata, re-encoded."""
+    from minirnn.files import protobuf, savedmodel
+    from tests import savedmodel_bytes as W
+    member = os.path.join(target, "keras_metadata.pb")
+    nodes = protobuf.parse(open(member, "rb").read(), savedmodel._SAVED_METADATA, member)
+    nodes = nodes["nodes"]
+    node = nodes[0] if rng.random() < 0.5 else rng.choice(nodes)
+    metadata = json.loads(node["metadata"])
+    if node["node_path"] == "root" and rng.random() < 0.8:
+        metadata["model_config"] = mutate_json(metadata["model_config"], rng)
+    else:
+        metadata = mutate_json(metadata, rng)
+    node["metadata"] = json.dumps(metadata)
+    open(member, "wb").write(W.saved_metadata(
+        [(n["node_id"], n["node_path"], n["identifier"], n["metadata"]) for n in nodes]))
+
+
+def _read_index(variables):
+    from minirnn.files import bundle
+    data = open(os.path.join(variables, "variables.index"), "rb").read()
+    return [(bytes(k), bytes(v)) for k, v in bundle.read_table(data)]
+
+
+def _write_index(variables, entries):
+    from tests import savedmodel_bytes as W
+    open(os.path.join(variables, "variables.index"), "wb").write(W.table(sorted(entries)))
+
+
+def _encode_entry(entry):
+    from tests import savedmodel_bytes as W
+    dims = [d["size"] for d in entry["shape"]["dim"]] if entry["shape"] else []
+    slices = [[(e["start"], e["length"]) for e in spec["extent"]] for spec in entry["slices"]]
+    return W.entry(entry["dtype"], dims, entry["shard_id"], entry["offset"], entry["size"],
+                   entry["crc32c"], slices)
+
+
+def _mutate_entry(variables, rng):
+    """One field of one BundleEntryProto (or of the header), or an entry removed."""
+    from minirnn.files import bundle, protobuf
+    from tests import savedmodel_bytes as W
+    entries = _read_index(variables)
+    k = rng.randrange(len(entries))
+    key, value = entries[k]
+    if key == b"":
+        header = protobuf.parse(value, bundle._HEADER, "index")
+        field = rng.choice(["num_shards", "endianness", "min_consumer", "remove"])
+        if field == "remove":
+            del entries[k]
+        else:
+            number = rng.choice([0, 1, 2, 3, 5, 100000, -1, 2**31 - 1])
+            shards = number if field == "num_shards" else header["num_shards"]
+            endianness = number if field == "endianness" else header["endianness"]
+            entries[k] = (key, W.header(shards, endianness,
+                                        min_consumer=number if field == "min_consumer" else 0))
+        _write_index(variables, entries)
+        return
+    entry = protobuf.parse(value, bundle._ENTRY, "index")
+    field = rng.choice(["dtype", "shape", "shard_id", "offset", "size", "crc32c", "slices",
+                        "remove", "key"])
+    if field == "remove":
+        del entries[k]
+    elif field == "key":
+        entries[k] = (key + b"x", value)
+    else:
+        if field == "dtype":
+            entry["dtype"] = rng.choice([0, 1, 2, 3, 7, 9, 10, 14, 19, 20, 21, 99])
+        elif field == "shape":
+            dims = [d["size"] for d in entry["shape"]["dim"]] if entry["shape"] else []
+            choice = rng.randrange(4)
+            if choice == 0 and dims:
+                dims[rng.randrange(len(dims))] += rng.choice([-1, 1, -10, 2**40])
+            elif choice == 1:
+                dims.append(rng.choice([1, 2, 0]))
+            elif choice == 2:
+                dims = dims[1:]
+            else:
+                dims = [rng.choice([-1, 0, 2**31, 2**62])] * max(len(dims), 1)
+            entry["shape"] = {"dim": [{"size": n} for n in dims]}
+        elif field == "slices":
+            dims = [d["size"] for d in entry["shape"]["dim"]] if entry["shape"] else [1]
+            entry["slices"] = [{"extent": [{"start": rng.choice([0, 1, -1]),
+                                            "length": rng.choice([None, 0, 1, n, n + 1])}
+                                           for n in dims]}
+                               for _ in range(rng.randint(1, 3))]
+        else:
+            entry[field] = entry[field] + rng.choice([1, -1, 4, 1000, 2**40, -2**40]) \
+                if field != "crc32c" else rng.randrange(2**32)
+            if field == "crc32c":
+                entry[field] &= 0xFFFFFFFF
+        entries[k] = (key, _encode_entry(entry))
+    _write_index(variables, entries)
+
+
+def _mutate_graph(variables, rng):
+    """One child reference, local name or checkpoint key of the object graph, the
+    graph written again (appended to shard 0, its entry pointed there)."""
+    from minirnn.files import bundle, protobuf, savedmodel
+    from tests import savedmodel_bytes as W
+    reader = bundle.Bundle(os.path.join(variables, "variables"), variables)
+    graph = protobuf.parse(reader.strings(savedmodel.GRAPH_KEY)[0],
+                           savedmodel._OBJECT_GRAPH, "graph")["nodes"]
+    keys = reader.keys()
+    nodes = [([(c["node_id"], c["local_name"]) for c in n["children"]],
+              [(a["name"], a["checkpoint_key"]) for a in n["attributes"]]) for n in graph]
+    with_children = [k for k, n in enumerate(nodes) if n[0]]
+    with_keys = [k for k, n in enumerate(nodes) if n[1]]
+    choice = rng.randrange(6)
+    if choice < 3 or not with_keys:
+        k = rng.choice(with_children)
+        children = nodes[k][0]
+        c = rng.randrange(len(children))
+        node_id, name = children[c]
+        if choice == 0:
+            children[c] = (rng.choice([0, k, -1, len(nodes), 2**31 - 1,
+                                       rng.randrange(len(nodes))]), name)
+        elif choice == 1:
+            children[c] = (node_id, rng.choice(["variables", "0", "1", "7", "00", "-1", "x",
+                                                "cell", "layer-0", "9" * 12, ""]))
+        else:
+            del children[c]
+    else:
+        k = rng.choice(with_keys)
+        attributes = nodes[k][1]
+        name, key = attributes[0]
+        if choice == 3:
+            attributes[0] = (name, rng.choice(keys + ["missing", savedmodel.GRAPH_KEY]))
+        elif choice == 4:
+            attributes[0] = ("OTHER", key)
+        else:
+            attributes.append((name, rng.choice(keys)))
+    data, crc = W.string_tensor_bytes([W.object_graph(nodes)])
+    shard = bundle.data_filename(os.path.join(variables, "variables"), 0, reader.shards)
+    offset = os.path.getsize(shard)
+    with open(shard, "ab") as handle:
+        handle.write(data)
+    entries = _read_index(variables)
+    for n, (key, value) in enumerate(entries):
+        if key == savedmodel.GRAPH_KEY.encode():
+            entries[n] = (key, W.entry(7, [], 0, offset, len(data), crc))
+    _write_index(variables, entries)
+
+
+def _mutate_files(target, rng):
+    """A file removed, or replaced by a symbolic link to itself, or a link added."""
+    variables = os.path.join(target, "variables")
+    members = ["saved_model.pb", "keras_metadata.pb", "variables/variables.index"] + \
+        ["variables/" + n for n in sorted(os.listdir(variables)) if ".data-" in n]
+    member = os.path.join(target, rng.choice(members))
+    choice = rng.randrange(3)
+    if choice == 0:
+        os.remove(member)
+    elif choice == 1:
+        moved = member + ".moved"
+        os.rename(member, moved)
+        os.symlink(moved, member)
+    else:
+        os.makedirs(os.path.join(target, "assets"), exist_ok=True)
+        os.symlink("/etc/passwd", os.path.join(target, "assets", "vocabulary.txt"))
+
+
 def run(directory, cases, seed):
     rng = random.Random(seed)
     counts, failures = {}, []
@@ -216,8 +427,13 @@ def run(directory, cases, seed):
                 continue
             case += 1
             if os.environ.get("FUZZ_KEEP"):  # keep the case that is about to run
-                import shutil
-                shutil.copy(path, os.environ["FUZZ_KEEP"] + os.path.splitext(path)[1])
+                keep = os.environ["FUZZ_KEEP"] + os.path.splitext(path)[1]
+                if os.path.isdir(path):
+                    if os.path.lexists(keep):
+                        shutil.rmtree(keep)
+                    shutil.copytree(path, keep, symlinks=True)
+                else:
+                    shutil.copy(path, keep)
                 print(case, kind, file=sys.stderr, flush=True)
             outcome = "loaded"
             signal.alarm(SECONDS_PER_CASE)

@@ -251,6 +251,46 @@ def test_keras21_gru_without_reset_after(files, tmp_path, name):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
 
 
+_LEGACY_MODES = {"Add": "sum", "Multiply": "mul", "Maximum": "max", "Average": "ave",
+                 "Concatenate": "concat"}
+
+
+@pytest.mark.parametrize("name", ["k2_merges", "k2_misc"])
+def test_keras20_legacy_merge(files, tmp_path, name):
+    """Keras 2.0's legacy Merge layer (mode sum, mul, max, ave, concat) computes what
+    the merge layers that replaced it compute, masks included (k2_merges masks)."""
+    path = _copy(files, f"{name}.h5", tmp_path)
+    changed = []
+
+    def legacy(config):
+        for layer in config["config"]["layers"]:
+            mode = _LEGACY_MODES.get(layer["class_name"])
+            if mode is not None:
+                layer["class_name"] = "Merge"
+                layer["config"] = {"name": layer["config"]["name"], "mode": mode,
+                                   "mode_type": "raw", "concat_axis":
+                                   layer["config"].get("axis", -1), "dot_axes": -1,
+                                   "output_shape": None, "output_shape_type": "raw",
+                                   "output_mask": None, "output_mask_type": "raw",
+                                   "arguments": {}}
+                changed.append(mode)
+
+    _edit_h5_config(path, legacy, "2.0.6")
+    assert changed
+    xs, ys = saved_models.arrays(files, name)
+    got = minirnn.load_model(path)(xs if len(xs) > 1 else xs[0])
+    for a, b in zip(got if isinstance(got, list) else [got], ys):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+
+    def function_mode(config):
+        merge = next(c for c in config["config"]["layers"] if c["class_name"] == "Merge")
+        merge["config"].update(mode=["base64 of marshalled code"], mode_type="function")
+
+    _edit_h5_config(path, function_mode)
+    with pytest.raises(ValueError, match="mode is a Python function stored in the file"):
+        minirnn.load_model(path)
+
+
 def test_keras1_files_are_refused_by_name(files, tmp_path):
     path = _copy(files, "k2_sequential.h5", tmp_path)
     _edit_h5_config(path, lambda config: None, "1.2.2")

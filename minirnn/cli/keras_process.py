@@ -7,7 +7,8 @@ process, and neither belongs in the command's own: the command writes the inputs
 to .npz files and a JOB.json, starts this file as a script in a fresh
 interpreter (so nothing of minirnn is imported here), and reads the outputs back.
 
-JOB.json: {"model": path, "engine": "keras" | "tf_keras", "inputs": [npz, ...],
+JOB.json: {"model": path, "weights": path or null (with a JSON architecture),
+"engine": "keras" | "tf_keras", "inputs": [npz, ...],
 "outputs": [npz, ...], "result": path}. Each input .npz holds the model's inputs
 as arr_0, arr_1, ... in order; each output .npz gets the model's outputs the same
 way, from the eager call ``model(x, training=False)``. RESULT.json says
@@ -45,9 +46,19 @@ def _zip_folder(folder, workdir):
     return path
 
 
-def load_keras_model(keras, engine, path, workdir):
+def load_keras_model(keras, engine, path, workdir, weights=None):
     """The saved model loaded by Keras itself (no training configuration; Keras 3's
-    safe mode, so a file's Lambda code is not run)."""
+    safe mode, so a file's Lambda code is not run). A SavedModel folder loads with
+    tf-keras as it is; ``weights`` makes ``path`` a JSON architecture, built with
+    model_from_json and given its weights with load_weights."""
+    if weights is not None:
+        with open(path) as handle:
+            text = handle.read()
+        model = keras.models.model_from_json(text)
+        model.load_weights(weights)
+        return model
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return keras.models.load_model(path, compile=False)
     if os.path.isdir(path):
         path = _zip_folder(path, workdir)
     if engine == "tf_keras":
@@ -85,7 +96,8 @@ def main(job_path):
 
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            model = load_keras_model(keras, job["engine"], job["model"], workdir)
+            model = load_keras_model(keras, job["engine"], job["model"], workdir,
+                                     job.get("weights"))
         for source, target in zip(job["inputs"], job["outputs"]):
             with np.load(source) as data:
                 arrays = [data[f"arr_{k}"] for k in range(len(data.files))]

@@ -62,6 +62,9 @@ def _path(value, name):
 
 def _read(path):
     if os.path.isdir(path):
+        from . import savedmodel
+        if savedmodel.is_savedmodel(path):  # tf.keras 2.x model.save("folder")
+            return savedmodel.read_folder(path)
         from . import keras3
         return keras3.read_folder(path)
     if not os.path.isfile(path):

@@ -102,8 +102,9 @@ def _encode(saved):
     for name, values in saved.weights.items():
         specs = []
         for value in values:
+            shape = list(np.shape(value))  # ascontiguousarray makes a 0-d array 1-d
             value = np.ascontiguousarray(value)
-            specs.append([value.dtype.str, list(value.shape)])
+            specs.append([value.dtype.str, shape])
             chunks.append(memoryview(value).cast("B"))
         names.append([name, specs])
     header = json.dumps({"status": "ok", "config": saved.config, "source": saved.source,

@@ -6,7 +6,9 @@ names: the model's layers are ``layers/<snake_case class name>`` with ``_1``, ``
 ... for repeats, in the order of the configuration (a Sequential's InputLayer has
 none); each object's variables are ``vars/0``, ``vars/1``, ... in creation order,
 and nested objects sit under ``cell``, ``cell/cells/<name>``, ``forward_layer``,
-``backward_layer`` and ``layer``.
+``backward_layer`` and ``layer``; a MultiHeadAttention's projections under
+``query_dense``, ``key_dense``, ``_gate_dense``, ``value_dense`` and ``output_dense``
+(tf-keras' weight files: ``_query_dense``, ``_key_dense``, ...).
 """
 
 import io
@@ -147,7 +149,8 @@ def _layer_weights(file, config, path):
     entries = []
     for k, layer in enumerate(layers):
         class_name, layer_config = _object(layer, f"layer {k}", path)
-        if layer.get("module", "keras.layers") == "keras.src.ops.numpy":
+        if layer.get("module", "keras.layers") in ("keras.src.ops.numpy",
+                                                   "keras.src.ops.core"):
             continue  # a mask operation: not a layer, no weights
         if model_class == "Sequential" and class_name == "InputLayer":
             continue
@@ -208,6 +211,14 @@ def _walk(group, class_name, config, where, path):
                                                                        f"of {where}", path)
         return (_walk(_child(group, "forward_layer", where, path), *forward, where, path)
                 + _walk(_child(group, "backward_layer", where, path), *backward, where, path))
+    if class_name == "MultiHeadAttention":
+        # its projections, in the order the layer builds them (get_weights()' order);
+        # Keras 3 names them by its properties, tf-keras by its attributes (_query_dense)
+        names = ["query_dense", "key_dense"] + (["gate_dense"] if config.get("use_gate")
+                                                is True else []) + ["value_dense",
+                                                                    "output_dense"]
+        return [array for name in names for array in _vars(_child(
+            group, name if name in group else f"_{name}", where, path), path)]
     if class_name == "TimeDistributed":
         inner = _object(config.get("layer"), f"the layer of {where}", path)
         return _vars(group, path) + _walk(_child(group, "layer", where, path), *inner, where,

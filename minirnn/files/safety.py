@@ -32,7 +32,7 @@ SUPPORTED = (
     "Dense", "TimeDistributed", "Dropout", "SpatialDropout1D", "GaussianNoise",
     "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Activation",
     "RepeatVector", "Flatten", "Reshape", "Permute", "Concatenate", "Add", "Subtract",
-    "Multiply", "Average", "Maximum", "Minimum", "Conv1D", "MaxPooling1D",
+    "Multiply", "Average", "Maximum", "Minimum", "Merge", "Conv1D", "MaxPooling1D",
     "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D",
     "BatchNormalization", "LayerNormalization", "CuDNNLSTM", "CuDNNGRU",
     # activation layers (minirnn.activation_blocks)
@@ -58,7 +58,7 @@ CELLS = ("LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells")
 # Operations Keras 3 writes into Functional configs to compute masks.
 MASK_OPS = ("NotEqual", "Equal", "Any", "All", "ExpandDims", "Squeeze", "ZerosLike",
             "OnesLike", "LogicalOr", "LogicalAnd", "LogicalNot", "Concatenate", "Cast",
-            "BroadcastTo")
+            "BroadcastTo", "ConvertToTensor")
 
 LIMITS = {
     "json_bytes": 64 * 2**20,     # config.json, model_config
