@@ -312,14 +312,98 @@ def index(base):
     return lines[:-1]
 
 
+# ---- the corpus of real model files ---------------------------------------------
+
+def _corpus():
+    """(accuracy results, speed results) of the corpus on the main CPU."""
+    return load(MAIN, "corpus-accuracy"), load(MAIN, "corpus")
+
+
+def _speed_cells(speed, name):
+    """minirnn's and Keras' best times (µs) and their ratio per batch, or None."""
+    from .corpus import _best
+    from .report import micro
+    record = speed["files"].get(name)
+    cells = {}
+    for batch in ("1", "32"):
+        data = (record or {}).get("batches", {}).get(batch)
+        mine = data and _best(data["minirnn"])
+        theirs = data and _best(data["keras"])
+        if mine and theirs:
+            ours, best = mine["timing"]["median_s"], theirs["timing"]["median_s"]
+            cells[batch] = (micro(ours), micro(best), ours / best)
+    return cells
+
+
+def _result(record):
+    if record.get("result") == "refused":
+        return "refused: " + record["message"].split("which is not supported")[0] \
+            .split(": ", 1)[-1].strip().rstrip(",")
+    return record.get("verdict") or f"{record.get('result', record['status'])}: " \
+        f"{record.get('message', '')[:80]}"
+
+
+def readme_corpus(base):
+    """Per package: files, writers, layers, minirnn's results and its time over
+    Keras' fastest call."""
+    accuracy, speed = _corpus()
+    packages = {}
+    for name, record in accuracy["files"].items():
+        packages.setdefault(f"{record['package']} {record['version']}", []).append(
+            (name, record))
+    rows = []
+    for package, entries in packages.items():
+        versions = sorted({r["keras_version"] for _, r in entries})
+        formats = sorted({r["format"] for _, r in entries})
+        results = [_result(r) for _, r in entries]
+        counts = {k: results.count(k) for k in dict.fromkeys(results)}
+        ratios = {b: [c[b][2] for c in (_speed_cells(speed, n) for n, _ in entries) if b in c]
+                  for b in ("1", "32")}
+        span = [f"{min(v):.2f}-{max(v):.2f}" if len(v) > 1 else (f"{v[0]:.2f}" if v else "-")
+                for v in ratios.values()]
+        rows.append([package, str(len(entries)), ", ".join(versions), ", ".join(formats),
+                     "; ".join(f"{n} {k}" for k, n in counts.items()), *span])
+    lines = _table(["package", "files", "written by Keras", "format", "minirnn",
+                    "time / Keras, batch 1", "batch 32"], "lrllll", rows)
+    return lines + ["", "*match: within 1e-6 of Keras' float32 outputs, and within 1e-12 of "
+                    "Keras' model rebuilt in float64; ill-conditioned: Keras' own float32 "
+                    "result is beyond 1e-6 from that float64 one, and minirnn's as close to "
+                    "it ([exactness](" + base + "docs/exactness.md)). Time: minirnn's call "
+                    "over the faster of Keras' tf.function and tf.function+XLA.*",
+                    source(accuracy, base, MAIN, "corpus-accuracy"),
+                    source(speed, base, MAIN, "corpus")]
+
+
+def corpus(base):
+    """Per file: what it is, minirnn's errors against Keras, and the times."""
+    accuracy, speed = _corpus()
+    rows = []
+    for name, record in accuracy["files"].items():
+        cells = _speed_cells(speed, name)
+        short = name.split("/", 1)[0] + ": " + name.rsplit("/", 1)[-1]
+        layers = ", ".join(c for c in record["classes"] if c != "InputLayer")
+        errors = ["-", "-"]
+        if record.get("worst") is not None:
+            errors = [f"{record['worst']:.1e}", "-" if record.get("float64") is None
+                      else f"{record['float64']:.2f}"]
+        times = [f"{c[0]} / {c[1]}" if c else "-" for c in (cells.get("1"), cells.get("32"))]
+        rows.append([short, record["keras_version"], record["format"], layers,
+                     _result(record), *errors, *times])
+    lines = _table(["file", "Keras", "format", "layers", "minirnn", "worst abs error",
+                    "float64 / tolerance", "µs minirnn / Keras, batch 1", "batch 32"],
+                   "lllllrrrr", rows)
+    return lines + ["", source(accuracy, base, MAIN, "corpus-accuracy"),
+                    source(speed, base, MAIN, "corpus")]
+
+
 # Which blocks a file may hold, and the prefix of its links to the repository root.
 BLOCKS = {
     "readme-speed": readme_speed, "readme-exactness": exactness, "exactness": exactness,
     "engine-errors": engine_errors, "peers": peers, "all-engines": all_engines,
     "float64": float64, "bitwise-cost": bitwise_cost, "gpu": gpu, "memory": memory,
-    "startup": startup, "index": index,
+    "startup": startup, "index": index, "readme-corpus": readme_corpus, "corpus": corpus,
 }
-FILES = ("README.md", "docs/exactness.md", "docs/benchmarks.md")
+FILES = ("README.md", "docs/exactness.md", "docs/benchmarks.md", "docs/saved-models.md")
 
 
 # ---- rewriting files ---------------------------------------------------------

@@ -179,7 +179,8 @@ class Dense(Block):
         return (*input_shape[:-1], self.units)
 
     def call(self, x):
-        y = x @ self.weights[0]
+        # (B, T, C) as one (B T, C) product: a 3-D matmul is one BLAS call per row
+        y = (x.reshape(-1, x.shape[-1]) @ self.weights[0]).reshape(*x.shape[:-1], self.units)
         if self.use_bias:
             y = y + self.weights[1]
         return self.function(y).astype(self.dtype, copy=False)
@@ -403,10 +404,15 @@ class Conv1D(Block):
                              f"padding={self.padding!r}.")
         xp = np.zeros((B, left + T + right, C), x.dtype)  # np.pad, at a tenth of its cost
         xp[:, left:left + T] = x
-        taps = (np.arange(T_out)[:, None] * self.strides
-                + np.arange(self.kernel_size)[None, :] * self.dilation_rate)
-        windows = xp[:, taps, :].reshape(B, T_out, self.kernel_size * C)
-        y = windows @ self.weights[0].reshape(self.kernel_size * C, self.filters)
+        # windows[b, t, k] = xp[b, t s + k d]: one copy per tap (a gather by an index
+        # array cost twice as much), then one product over all rows (a 3-D matmul is
+        # one BLAS call per batch row): (B T_out, K C) @ (K C, F).
+        K, s, d = self.kernel_size, self.strides, self.dilation_rate
+        windows = np.empty((B, T_out, K, C), x.dtype)
+        for k in range(K):
+            windows[:, :, k] = xp[:, k * d:k * d + (T_out - 1) * s + 1:s]
+        y = windows.reshape(B * T_out, K * C) @ self.weights[0].reshape(K * C, self.filters)
+        y = y.reshape(B, T_out, self.filters)
         if self.use_bias:
             y = y + self.weights[1]
         return self.function(y).astype(self.dtype, copy=False)

@@ -123,7 +123,7 @@ def from_keras(layer, bitwise=False):
             layer's current states are copied too. Or a keras.Model (Sequential or
             Functional): see minirnn.load_model for what it may contain.
         bitwise: reproduce the layer's float32 results on TensorFlow's CPU bit for
-            bit (see minirnn.bitwise_support() and the README's "Bitwise mode").
+            bit (see minirnn.bitwise_support() and docs/exactness.md, "Bitwise mode").
 
     Returns:
         minirnn.LSTM, GRU, SimpleRNN or Bidirectional with the same configuration

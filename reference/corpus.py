@@ -4,6 +4,7 @@ outputs on them: the corpus of tests/test_corpus.py.
     python -m reference.corpus fetch [DIR]           # every corpus file, checked
     python -m reference.corpus reference DIR         # Keras' inputs and outputs
     python -m reference.corpus table DIR             # minirnn against them (markdown)
+    python -m reference.corpus accuracy [OUT]        # both, into the results folder
     python -m reference.corpus manifest              # rebuild tests/corpus/manifest.json
     python -m reference.corpus timings DIR           # record Keras' times in it
 
@@ -23,8 +24,11 @@ that the writer's Keras left out and current Keras assumes otherwise), then load
 the weights. Inputs are deterministic: tokens in [1, input_dim) for an Embedding
 input, with padding zeros at the end, the start and the middle of rows 1-3 when
 it masks zeros; rows 1-3 padded with mask_value for a Masking input; standard
-normal floats otherwise. DIR gets one ``<name>.npz`` per file (x0, x1, ... and
-y0, y1, ...) and ``reference.json`` (per file: status, message, dtype, timings).
+normal floats otherwise. DIR gets one ``<name>.npz`` per file (x0, x1, ..., y0,
+y1, ... and, for a float32 model, exact0, exact1, ...: the outputs of the same Keras
+model rebuilt in float64 with the same weights) and ``reference.json`` (per file:
+status, message, dtype, timings). ``accuracy`` writes minirnn's results against them
+to benchmarks/results/<machine>/corpus-accuracy.json and .md.
 """
 
 import email
@@ -1060,6 +1064,44 @@ def table(out):
     return "\n".join(lines)
 
 
+def accuracy(out=None):
+    """Every corpus file in Keras and minirnn: a results record (machine, command,
+    per file its facts and measures, see :func:`measure`), written with its Markdown
+    table to benchmarks/results/<machine>/corpus-accuracy.json and .md (or under
+    ``out``)."""
+    from benchmarks import report, system
+    manifest = load_manifest()
+    results = {"machine": system.machine_info(),
+               "command": "python -m reference.corpus accuracy", "files": {}}
+    with tempfile.TemporaryDirectory(prefix="minirnn-corpus-") as folder:
+        merged = reference(folder)
+        with open(os.path.join(folder, "versions-keras3.json")) as handle:
+            results["keras_versions"] = json.load(handle)
+        with open(os.path.join(folder, "versions-tf_keras.json")) as handle:
+            results["keras_versions"].update(json.load(handle))
+        for name, entry in manifest["files"].items():
+            facts = merged[name]
+            record = {key: entry[key] for key in ("package", "version", "license",
+                                                  "keras_version", "format", "classes",
+                                                  "reference")}
+            record["status"] = facts["status"]
+            if facts["status"] in ("ok", "refuse"):
+                result, detail = check(folder, name, facts)
+                record["result"] = result
+                if isinstance(detail, dict):
+                    record.update(detail, verdict=verdict(detail))
+                else:
+                    record["message"] = detail
+            else:
+                record["message"] = facts.get("message")
+            results["files"][name] = record
+        text = "# Real model files: minirnn against Keras\n\n" + table(folder) + "\n"
+    paths = report.write_json_and_markdown(results, out or os.path.join(ROOT, "benchmarks",
+                                                                        "results"),
+                                           "corpus-accuracy", text)
+    return results, paths
+
+
 def main(argv=None):
     """The commands of the module docstring."""
     argv = sys.argv[1:] if argv is None else argv
@@ -1079,6 +1121,13 @@ def main(argv=None):
         for facts in merged.values():
             counts[facts["status"]] = counts.get(facts["status"], 0) + 1
         print(counts)
+    elif argv[:1] == ["accuracy"] and len(argv) <= 2:
+        results, paths = accuracy(argv[1] if len(argv) == 2 else None)
+        counts = {}
+        for record in results["files"].values():
+            key = record.get("verdict") or record.get("result") or record["status"]
+            counts[key] = counts.get(key, 0) + 1
+        print(counts, f"written to {paths['json']}")
     elif argv[:1] == ["table"] and len(argv) == 2:
         print(table(argv[1]))
     elif argv[:1] == ["timings"] and len(argv) == 2:

@@ -16,7 +16,7 @@ from minirnn.cli.keras_support import reference  # noqa: F401  (used by the test
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# Tolerances against Keras, justified in reference/cases.py and the README.
+# Tolerances against Keras, justified in reference/cases.py and docs/exactness.md.
 ATOL = {"float32": 1e-6, "float64": 1e-12}
 RTOL = {"float32": 1e-6, "float64": 1e-12}
 

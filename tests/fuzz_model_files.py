@@ -5,7 +5,9 @@
 Run by tests/test_files.py and tests/test_savedmodel.py in a subprocess, so that a
 crash inside a file reader fails the test instead of killing pytest. Mutations, in
 turn, of valid fixture files from DIR (.keras zips and .h5 files; those of BASES that
-DIR holds) and of the tf.keras SavedModel folders in DIR (SAVEDMODEL_BASES):
+DIR holds, the layers around recurrent ones included), of JSON architectures with
+their weights files (PAIRS) and of the tf.keras SavedModel folders in DIR
+(SAVEDMODEL_BASES):
 
 - bytes: 1 to 16 random bytes overwritten (in a .keras file, also inside its
   model.weights.h5, re-zipped so that the zip's checksums hold), or the file
@@ -15,6 +17,8 @@ DIR holds) and of the tf.keras SavedModel folders in DIR (SAVEDMODEL_BASES):
 - HDF5 attributes: layer_names / weight_names shuffled, cut, renamed or retyped;
   keras_version and model_config replaced;
 - HDF5 shapes: one weight dataset replaced by one of another shape or dtype;
+- JSON + weights: the JSON mutated as a configuration, bytes of either file
+  overwritten or cut, the weights file's attributes or shapes as above;
 - SavedModel folders (tests/savedmodel_fixtures.py): bytes overwritten in, or a cut
   of, variables.index, a data shard or keras_metadata.pb; a JSON field of the
   model's or a layer's Keras metadata; one field of one BundleEntryProto or of the
@@ -43,8 +47,12 @@ import minirnn
 
 BASES = ["text_bilstm.keras", "merges.h5", "k2_hard.h5", "cells.keras", "seq2seq.h5",
          "k2_cudnn.h5", "timeseries_bn.keras", "tagging.h5"]
+BASES += ["layers_crnn.keras", "k2_layers_text.h5", "attention_text.keras", "mha_masks.h5",
+          "k2_attention_seq2seq.h5", "k2_layers_crnn.h5"]  # the layers around RNNs
 SAVEDMODEL_BASES = ["sm_text", "sm_cells", "sm_conv_bn", "sm_two_io", "sm_sharded",
                     "sm_sequential"]
+# JSON architectures with their weights files (<name>.json, <name>.weights.h5).
+PAIRS = ["text_bilstm", "k2_bidir", "attention_text", "k2_layers_text"]
 SECONDS_PER_CASE = 20
 
 
@@ -163,9 +171,12 @@ def make_case(directory, rng, scratch):
     """(mutation kind, path of the mutated file or folder)."""
     files = [b for b in BASES if os.path.isfile(os.path.join(directory, b))]
     folders = [b for b in SAVEDMODEL_BASES if os.path.isdir(os.path.join(directory, b))]
-    base = rng.choice(files + folders)
+    pairs = [b for b in PAIRS if os.path.isfile(os.path.join(directory, b + ".json"))]
+    base = rng.choice(files + folders + pairs)
     if base in folders:
         return savedmodel_case(os.path.join(directory, base), rng, scratch)
+    if base in pairs:
+        return pair_case(directory, base, rng, scratch)
     with open(os.path.join(directory, base), "rb") as handle:
         data = handle.read()
     suffix = os.path.splitext(base)[1]
@@ -215,6 +226,34 @@ def make_case(directory, rng, scratch):
         else:
             _h5_mutation(target, rng, kind[3:])
     return f"{kind}{suffix}", target
+
+
+# ---- JSON architectures with their weights -------------------------------------------
+
+def pair_case(directory, base, rng, scratch):
+    """A mutated copy of <base>.json and <base>.weights.h5: (kind, (json, weights))."""
+    config = os.path.join(scratch, "case.json")
+    weights = os.path.join(scratch, "case.weights.h5")
+    shutil.copy(os.path.join(directory, base + ".json"), config)
+    shutil.copy(os.path.join(directory, base + ".weights.h5"), weights)
+    kind = rng.choice(["json", "bytes", "truncate", "h5-attributes", "h5-shapes"])
+    if kind == "json":
+        with open(config) as handle:
+            mutated = mutate_json(json.load(handle), rng)
+        with open(config, "w") as handle:
+            json.dump(mutated, handle)
+    elif kind in ("bytes", "truncate"):
+        member = rng.choice([config, weights])
+        data = bytearray(open(member, "rb").read())
+        if kind == "bytes":
+            for _ in range(rng.randint(1, 16)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        else:
+            data = data[:rng.randrange(len(data) + 1)]
+        open(member, "wb").write(bytes(data))
+    else:
+        _h5_mutation(weights, rng, kind[3:])
+    return f"{kind}/json+weights", (config, weights)
 
 
 # ---- SavedModel folders ---------------------------------------------------------------
@@ -426,7 +465,11 @@ def run(directory, cases, seed):
             except Exception:  # a mutation h5py cannot write: draw another
                 continue
             case += 1
-            if os.environ.get("FUZZ_KEEP"):  # keep the case that is about to run
+            if os.environ.get("FUZZ_KEEP") and isinstance(path, tuple):
+                for member in path:
+                    shutil.copy(member, os.environ["FUZZ_KEEP"] + os.path.basename(member))
+                print(case, kind, file=sys.stderr, flush=True)
+            elif os.environ.get("FUZZ_KEEP"):  # keep the case that is about to run
                 keep = os.environ["FUZZ_KEEP"] + os.path.splitext(path)[1]
                 if os.path.isdir(path):
                     if os.path.lexists(keep):
@@ -438,7 +481,8 @@ def run(directory, cases, seed):
             outcome = "loaded"
             signal.alarm(SECONDS_PER_CASE)
             try:
-                model = minirnn.load_model(path)
+                model = minirnn.load_model(*path) if isinstance(path, tuple) else \
+                    minirnn.load_model(path)
                 if case % 4 == 0:
                     outcome = "loaded+ran"
                     model(model.example_inputs(batch_size=2, timesteps=5))

@@ -1,6 +1,6 @@
 """Layers changed after construction: every public attribute, every layer.
 
-The rule (README, "Changing a layer after construction"): an assignment is checked
+The rule (docs/layers.md, "Changing a layer after construction"): an assignment is checked
 when it happens. A consistent new value makes the layer compute exactly what a
 freshly built layer with the same attributes and weights computes; an inconsistent
 one raises ValueError or TypeError naming the attribute and leaves the layer as it

@@ -113,7 +113,7 @@ def test_recurrent_activation(keras, kind, name):
 @pytest.mark.parametrize("kind", KINDS)
 def test_model_predict(keras, kind):
     """Keras' graph path (model.predict in a tf.function) gives the same bits where
-    TensorFlow's graph optimiser keeps the layer's order of operations (the README
+    TensorFlow's graph optimiser keeps the layer's order of operations (docs/exactness.md
     lists where it does not): LSTM and GRU with their default activations, and
     SimpleRNN without bias."""
     run_bitwise_case = reference("cases").run_bitwise_case
