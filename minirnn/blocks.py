@@ -404,13 +404,20 @@ class Conv1D(Block):
                              f"padding={self.padding!r}.")
         xp = np.zeros((B, left + T + right, C), x.dtype)  # np.pad, at a tenth of its cost
         xp[:, left:left + T] = x
-        # windows[b, t, k] = xp[b, t s + k d]: one copy per tap (a gather by an index
-        # array cost twice as much), then one product over all rows (a 3-D matmul is
-        # one BLAS call per batch row): (B T_out, K C) @ (K C, F).
+        # windows[b, t, k] = xp[b, t s + k d], then one product over all rows (a 3-D
+        # matmul is one BLAS call per batch row): (B T_out, K C) @ (K C, F). Without
+        # dilation a window is K C consecutive numbers of xp, so the windows are a
+        # read-only view of it, copied once by the reshape; with dilation, one copy
+        # per tap (a gather by an index array cost twice as much).
         K, s, d = self.kernel_size, self.strides, self.dilation_rate
-        windows = np.empty((B, T_out, K, C), x.dtype)
-        for k in range(K):
-            windows[:, :, k] = xp[:, k * d:k * d + (T_out - 1) * s + 1:s]
+        if d == 1:
+            item = xp.itemsize
+            windows = np.lib.stride_tricks.as_strided(
+                xp, (B, T_out, K * C), (xp.strides[0], s * C * item, item), writeable=False)
+        else:
+            windows = np.empty((B, T_out, K, C), x.dtype)
+            for k in range(K):
+                windows[:, :, k] = xp[:, k * d:k * d + (T_out - 1) * s + 1:s]
         y = windows.reshape(B * T_out, K * C) @ self.weights[0].reshape(K * C, self.filters)
         y = y.reshape(B, T_out, self.filters)
         if self.use_bias:
@@ -453,8 +460,17 @@ class _Pooling1D(Block):
                              f"{self.pool_size}.")
         index = np.arange(out)[:, None] * self.strides + np.arange(self.pool_size) - left
         inside = (index >= 0) & (index < T)
-        windows = x[:, np.clip(index, 0, T - 1), :]
-        windows = np.where(inside[None, :, :, None], windows, fill)
+        # x padded with ``fill`` on both sides, and the windows as a read-only view
+        # of it: window t is xp[:, t s : t s + pool_size] (no gather, no copy)
+        right = max((out - 1) * self.strides + self.pool_size - left - T, 0)
+        xp = x
+        if left or right:
+            xp = np.full((B, left + T + right, C), fill, x.dtype)
+            xp[:, left:left + T] = x
+        xp = np.ascontiguousarray(xp)
+        b, t, c = xp.strides
+        windows = np.lib.stride_tricks.as_strided(
+            xp, (B, out, self.pool_size, C), (b, t * self.strides, t, c), writeable=False)
         return windows, inside
 
 
