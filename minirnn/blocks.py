@@ -452,7 +452,8 @@ class _Pooling1D(Block):
                 *input_shape[2:])
 
     def _windows(self, x, fill):
-        """(B, T_out, pool_size, C) windows, and which entries are real steps."""
+        """The windows' entries, one (B, T_out, C) view per position k in the window,
+        and which entries (T_out, pool_size) are real steps."""
         B, T, C = x.shape
         out, left = self._layout(T)
         if out <= 0:
@@ -460,18 +461,15 @@ class _Pooling1D(Block):
                              f"{self.pool_size}.")
         index = np.arange(out)[:, None] * self.strides + np.arange(self.pool_size) - left
         inside = (index >= 0) & (index < T)
-        # x padded with ``fill`` on both sides, and the windows as a read-only view
-        # of it: window t is xp[:, t s : t s + pool_size] (no gather, no copy)
+        # x padded with ``fill`` on both sides; the k-th entries of all windows are
+        # xp[:, k : k + (out - 1) s + 1 : s], one strided view per k (no gather)
         right = max((out - 1) * self.strides + self.pool_size - left - T, 0)
         xp = x
         if left or right:
             xp = np.full((B, left + T + right, C), fill, x.dtype)
             xp[:, left:left + T] = x
-        xp = np.ascontiguousarray(xp)
-        b, t, c = xp.strides
-        windows = np.lib.stride_tricks.as_strided(
-            xp, (B, out, self.pool_size, C), (b, t * self.strides, t, c), writeable=False)
-        return windows, inside
+        span = (out - 1) * self.strides + 1
+        return [xp[:, k:k + span:self.strides] for k in range(self.pool_size)], inside
 
 
 class MaxPooling1D(_Pooling1D):
@@ -481,7 +479,10 @@ class MaxPooling1D(_Pooling1D):
 
     def call(self, x):
         windows, _ = self._windows(x, -np.inf)
-        return windows.max(axis=2).astype(self.dtype, copy=False)
+        y = windows[0].copy()
+        for entries in windows[1:]:
+            np.maximum(y, entries, out=y)
+        return y.astype(self.dtype, copy=False)
 
 
 class AveragePooling1D(_Pooling1D):
@@ -494,7 +495,10 @@ class AveragePooling1D(_Pooling1D):
     def call(self, x):
         windows, inside = self._windows(x, 0)
         count = inside.sum(axis=1).astype(self.dtype)
-        return (windows.sum(axis=2) / count[None, :, None]).astype(self.dtype, copy=False)
+        y = windows[0].copy()  # summed over the window in order, as before
+        for entries in windows[1:]:
+            y += entries
+        return (y / count[None, :, None]).astype(self.dtype, copy=False)
 
 
 class GlobalMaxPooling1D(Block):

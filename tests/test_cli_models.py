@@ -112,6 +112,10 @@ def test_summary_and_predict_of_a_json_architecture(capsys, tmp_path, keras3_mod
             np.testing.assert_allclose(got, np.asarray(expected), atol=1e-6, rtol=1e-6)
     status, _, err = run(capsys, "summary", tmp_path / "m.json")
     assert status == 2 and "pass its weights file too" in err
+    status, out, _ = run(capsys, "verify", "--model", tmp_path / "m.json", "--weights",
+                         tmp_path / "m.weights.h5")
+    assert status == 0, out
+    assert "Result: 4 of 4 outputs within tolerance." in out
 
 
 def test_summary_of_a_keras2_file(capsys, keras2_model):

@@ -184,8 +184,9 @@ def _settle_arguments(args):
             raise CommandError(f"{' and '.join(extra)} appl{'y' if len(extra) > 1 else 'ies'} "
                                f"to random configurations, not to --model {args.model}")
         return
-    if args.input:
-        raise CommandError("--input needs --model: the inputs of a saved model")
+    if args.input or args.weights:
+        raise CommandError(f"{'--input' if args.input else '--weights'} needs --model: "
+                           "the inputs or weights of a saved model")
     args.cases = 100 if args.cases is None else args.cases
     args.dtype = "both" if args.dtype is None else args.dtype
 
@@ -283,8 +284,12 @@ def add_parser(commands):
                              "minirnn's float32 bits equal Keras' and how many elements "
                              "differ")
     parser.add_argument("--model", metavar="PATH", type=model_path,
-                        help="a saved model (.keras file or folder, .h5): run it in minirnn "
-                             "and in Keras (tf-keras for Keras 2 files), each output compared")
+                        help="a saved model (.keras file or folder, .h5, SavedModel folder, "
+                             "or model.json with --weights): run it in minirnn and in Keras "
+                             "(tf-keras for Keras 2 files), each output compared")
+    parser.add_argument("--weights", metavar="W.h5", type=input_file, default=None,
+                        help="with --model model.json: its weights file (Keras 2 "
+                             "save_weights .h5 or Keras 3 .weights.h5)")
     parser.add_argument("--input", metavar="X", type=input_file,
                         help="with --model: X.npy (one input) or X.npz (by input name or in "
                              "order); default: the model's example inputs, padded at the "

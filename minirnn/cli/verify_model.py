@@ -59,7 +59,7 @@ def compare(ours, theirs, bitwise=False):
     return record
 
 
-def keras_outputs(path, engine, input_sets, timeout=KERAS_TIMEOUT):
+def keras_outputs(path, engine, input_sets, timeout=KERAS_TIMEOUT, weights=None):
     """Run the model in Keras (``engine``: "keras" or "tf_keras"), in a fresh
     process, on every list of input arrays; (outputs per set, Keras' version).
 
@@ -73,6 +73,7 @@ def keras_outputs(path, engine, input_sets, timeout=KERAS_TIMEOUT):
         for target, arrays in zip(inputs, input_sets):
             np.savez(target, *arrays)
         job = {"model": os.path.abspath(path), "engine": engine, "inputs": inputs,
+               "weights": None if weights is None else os.path.abspath(weights),
                "outputs": outputs, "result": os.path.join(workdir, "result.json")}
         job_path = os.path.join(workdir, "job.json")
         with open(job_path, "w") as handle:
@@ -124,7 +125,8 @@ def _verdict(record, bitwise):
 
 
 def run(args):
-    model = models.load(args.model, bitwise=args.bitwise)
+    weights = getattr(args, "weights", None)
+    model = models.load(args.model, bitwise=args.bitwise, weights=weights)
     semantics = model.source.get("semantics", "keras3")
     engine = "tf_keras" if semantics == "keras2" else "keras"
     sets = input_sets(model, args)
@@ -136,7 +138,8 @@ def run(args):
           f"{keras_process.ENGINES[engine]} in a process of its own (the file's semantics: "
           f"{semantics}), the eager call model(x) on each input")
     try:
-        theirs, version = keras_outputs(args.model, engine, [arrays for _, arrays in sets])
+        theirs, version = keras_outputs(args.model, engine, [arrays for _, arrays in sets],
+                                        weights=weights)
     except KerasUnavailable as error:
         hint = 'pip install --no-deps "tf-keras"' if engine == "tf_keras" else KERAS_HINT
         print(f"{keras_process.ENGINES[engine]} is not available ({error}).\n"
