@@ -191,8 +191,9 @@ def _engine(engine, files, workdir, settings, threads, timeout):
 def run(args, log=None):
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     settings = {"repeat_seconds": args.repeat_seconds, "min_samples": 5}
-    results = {"machine": system.machine_info(), "command": "python -m benchmarks.corpus "
-               + " ".join(sys.argv[1:]), "settings": settings, "threads": args.threads,
+    results = {"machine": system.machine_info(),
+               "command": " ".join(["python -m benchmarks.corpus", *sys.argv[1:]]),
+               "settings": settings, "threads": args.threads,
                "files": {}}
     with tempfile.TemporaryDirectory(prefix="minirnn-corpus-") as workdir:
         files = _prepare(workdir, log, args.only)

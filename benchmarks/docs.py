@@ -337,8 +337,7 @@ def _speed_cells(speed, name):
 
 def _result(record):
     if record.get("result") == "refused":
-        return "refused: " + record["message"].split("which is not supported")[0] \
-            .split(": ", 1)[-1].strip().rstrip(",")
+        return f"refused (its package's own layer {record.get('refuse')})"
     return record.get("verdict") or f"{record.get('result', record['status'])}: " \
         f"{record.get('message', '')[:80]}"
 
@@ -364,7 +363,7 @@ def readme_corpus(base):
         rows.append([package, str(len(entries)), ", ".join(versions), ", ".join(formats),
                      "; ".join(f"{n} {k}" for k, n in counts.items()), *span])
     lines = _table(["package", "files", "written by Keras", "format", "minirnn",
-                    "time / Keras, batch 1", "batch 32"], "lrllll", rows)
+                    "time / Keras, batch 1", "batch 32"], "lrlllll", rows)
     return lines + ["", "*match: within 1e-6 of Keras' float32 outputs, and within 1e-12 of "
                     "Keras' model rebuilt in float64; ill-conditioned: Keras' own float32 "
                     "result is beyond 1e-6 from that float64 one, and minirnn's as close to "

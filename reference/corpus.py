@@ -1085,6 +1085,7 @@ def accuracy(out=None):
                                                   "keras_version", "format", "classes",
                                                   "reference")}
             record["status"] = facts["status"]
+            record["refuse"] = entry.get("refuse")
             if facts["status"] in ("ok", "refuse"):
                 result, detail = check(folder, name, facts)
                 record["result"] = result
