@@ -379,7 +379,7 @@ def corpus(base):
     rows = []
     for name, record in accuracy["files"].items():
         cells = _speed_cells(speed, name)
-        short = name.split("/", 1)[0] + ": " + name.rsplit("/", 1)[-1]
+        short = name.split("/", 1)[0] + ": " + "/".join(name.split("/")[-2:])
         layers = ", ".join(c for c in record["classes"] if c != "InputLayer")
         errors = ["-", "-"]
         if record.get("worst") is not None:
