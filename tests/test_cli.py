@@ -505,7 +505,8 @@ def test_trace_model_paths_are_checked_first(capsys, tmp_path):
     err = refused(capsys, "trace", "--model", str(archive))
     assert f"cannot read '{archive}': a zip, but not a .keras model (it has no config.json)" in err
     err = refused(capsys, "trace", "--model", str(tmp_path))
-    assert "not an unzipped .keras model (it has no config.json)" in err
+    assert ("neither an unzipped .keras model (it has no config.json) nor a SavedModel "
+            "(no saved_model.pb)") in err
     text = tmp_path / "notes.h5"
     text.write_text("not a model")
     err = refused(capsys, "trace", "--model", str(text))

@@ -291,7 +291,7 @@ def test_verify_model_with_inputs_fails_beyond_tolerance(capsys, tmp_path, keras
     np.savez(tmp_path / "x.npz", a=a, b=b)
     seen = {}
 
-    def keras_side(model_path, engine, sets, timeout=0):
+    def keras_side(model_path, engine, sets, timeout=0, weights=None):
         seen["engine"], seen["sets"] = engine, sets
         outputs = model.predict(sets[0])
         return [[outputs[0] + 1e-3, outputs[1]]], "3.fake"
