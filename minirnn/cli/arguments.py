@@ -6,7 +6,7 @@ import os
 import zipfile
 
 __all__ = ["non_negative_int", "positive_int", "output_file", "image_file", "image_formats",
-           "input_file", "model_path"]
+           "input_file", "model_path", "add_model_arguments"]
 
 
 def non_negative_int(text):
@@ -143,3 +143,14 @@ def model_path(text):
             f"cannot read {text!r}: not a saved Keras model (expected a .keras zip with "
             "config.json, its unzipped folder, or an HDF5 .h5 file)")
     return text
+
+
+def add_model_arguments(parser):
+    """PATH (a saved model) and --weights (the weights of a JSON architecture), as
+    the commands on saved models take them."""
+    parser.add_argument("path", metavar="PATH", type=model_path,
+                        help="the model: .keras, its unzipped folder, .h5, a SavedModel "
+                             "folder, or a JSON architecture with --weights")
+    parser.add_argument("--weights", metavar="W.h5", type=input_file, default=None,
+                        help="the weights file of a JSON architecture (PATH = model.json): "
+                             "Keras 2 save_weights .h5 or Keras 3 .weights.h5")

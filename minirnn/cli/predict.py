@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import models
-from .arguments import input_file, model_path, output_file, positive_int
+from .arguments import add_model_arguments, input_file, output_file, positive_int
 from .common import OK, CommandError
 from .tables import format_shape, format_table
 
@@ -47,12 +47,7 @@ def add_parser(commands):
                     "run it on the arrays of a .npy file (one input) or an .npz file (one "
                     "array per input, by input name or in order), and print the outputs' "
                     "shapes or write them to an .npz file (one array per output name).")
-    parser.add_argument("path", metavar="PATH", type=model_path,
-                        help="the model: .keras, its unzipped folder, .h5, a SavedModel "
-                             "folder, or a JSON architecture with --weights")
-    parser.add_argument("--weights", metavar="W.h5", type=input_file, default=None,
-                        help="the weights file of a JSON architecture (PATH = model.json): "
-                             "Keras 2 save_weights .h5 or Keras 3 .weights.h5")
+    add_model_arguments(parser)
     parser.add_argument("--input", metavar="X", type=input_file, required=True,
                         help="X.npy (one input) or X.npz (arrays by input name, or in order)")
     parser.add_argument("--output", metavar="Y.npz", type=output_file,

@@ -3,7 +3,7 @@
 whose numbers it gives (Keras 2 or Keras 3 semantics)."""
 
 from . import models
-from .arguments import input_file, model_path
+from .arguments import add_model_arguments
 from .common import OK
 
 __all__ = ["add_parser", "run"]
@@ -40,13 +40,9 @@ def run(args):
 def add_parser(commands):
     parser = commands.add_parser(
         "summary", help="the layers, inputs and outputs of a saved model (no TensorFlow)",
-        description="Read a saved Keras model (.keras file or folder, or a legacy .h5 "
-                    "full-model file) with minirnn.load_model and print its layers, "
+        description="Read a saved Keras model (.keras file or folder, legacy .h5 "
+                    "full-model file, tf.keras SavedModel folder, or JSON architecture "
+                    "with its weights) with minirnn.load_model and print its layers, "
                     "inputs, outputs and semantics. Nothing in the file is executed.")
-    parser.add_argument("path", metavar="PATH", type=model_path,
-                        help="the model: .keras, its unzipped folder, .h5, a SavedModel "
-                             "folder, or a JSON architecture with --weights")
-    parser.add_argument("--weights", metavar="W.h5", type=input_file, default=None,
-                        help="the weights file of a JSON architecture (PATH = model.json): "
-                             "Keras 2 save_weights .h5 or Keras 3 .weights.h5")
+    add_model_arguments(parser)
     parser.set_defaults(run=run)
