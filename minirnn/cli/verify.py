@@ -8,8 +8,8 @@ import numpy as np
 from .. import __version__
 from . import keras_support
 from .arguments import input_file, model_path, non_negative_int, output_file, positive_int
-from .common import FAIL, FAILED, KERAS_HINT, OK, UNAVAILABLE, CommandError
-from .keras_support import KerasUnavailable
+from .cases import case_description, keras_and_cases, layer_label
+from .common import FAIL, FAILED, OK, UNAVAILABLE, CommandError
 from .progress import ProgressBar
 from .tables import format_table, sci, write_json
 
@@ -31,12 +31,6 @@ STATUS_TEXT = """\
   ulp              the error in units in the last place of Keras' value; near zero one ulp
                    is tiny, so a large ulp count there can still be a tiny absolute error."""
 
-
-
-def layer_label(case):
-    """'LSTM', 'GRU_v1 (bidirectional)', 'SimpleRNN (RNN cell)': a case's layer."""
-    suffix = {"none": "", "bidirectional": " (bidirectional)", "cell": " (RNN cell)"}
-    return case["kind"] + suffix[case["wrapper"]]
 
 
 def argument_labels(case):
@@ -124,18 +118,6 @@ def _rerun_snippet(case):
             f"print(run_case({case!r}))\"")
 
 
-def keras_and_cases():
-    """(keras, reference.cases) for the random comparisons, or (None, None) after
-    saying how to install Keras."""
-    try:
-        keras, _ = keras_support.import_keras()
-        return keras, keras_support.reference("cases")
-    except (KerasUnavailable, ImportError) as error:
-        print(f"minirnn verify compares minirnn with Keras, which is not available "
-              f"({error}).\n  To install it: {KERAS_HINT}")
-        return None, None
-
-
 def run_verify_cases(cases_module, count, seed, dtype, progress=None):
     """Draw ``count`` cases from ``seed`` and run each; a list of result records."""
     rng = np.random.default_rng(seed)
@@ -170,10 +152,6 @@ def _print_failure(record, seed):
               f"{record['units']:.3g} tolerance units; Keras' own float32-vs-float64 "
               f"amplification {sci(record['amplification'])}")
     print(f"  rerun: {_rerun_snippet(case)}")
-
-
-def case_description(case):
-    return keras_support.reference("cases").describe(case)
 
 
 def _settle_arguments(args):

@@ -7,7 +7,7 @@ from .. import __version__
 from .common import FAIL, FAILED, OK, UNAVAILABLE
 from .progress import ProgressBar
 from .tables import format_table, sci, write_json
-from .verify import case_description, keras_and_cases, layer_label
+from .cases import case_description, keras_and_cases, layer_label
 
 __all__ = ["run", "run_verify_bitwise_cases"]
 
