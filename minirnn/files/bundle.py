@@ -578,14 +578,5 @@ def _file_size(name, path, shown):
 
 def _read_small(name, limit, path, shown):
     """A whole file of at most ``limit`` bytes (not a link), or FileFormatError."""
-    size = _file_size(name, path, shown)
-    if size > limit:
-        raise fail(path, f"{shown} is {size} bytes, over the limit of {limit}")
-    try:
-        with open(name, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as error:
-        raise fail(path, f"cannot read {shown} ({error})") from None
-    if len(data) > limit:
-        raise fail(path, f"{shown} holds more than the limit of {limit} bytes")
-    return data
+    _file_size(name, path, shown)
+    return safety.read_file(name, limit, path, shown)

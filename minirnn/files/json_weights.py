@@ -14,7 +14,6 @@ The layout of the weights file decides how it is read, whatever its name.
 """
 
 import io
-import os
 
 from . import keras3, legacy_h5, safety
 from .safety import fail
@@ -25,12 +24,12 @@ __all__ = ["read"]
 def read(config_path, weights_path):
     """SavedModel from a JSON architecture file and its weights file."""
     from . import SavedModel
-    data = _read_file(config_path, safety.LIMITS["json_bytes"], config_path)
+    data = safety.read_file(config_path, safety.LIMITS["json_bytes"], config_path)
     config = safety.parse_json(data, "the model JSON", config_path)
     if not isinstance(config, dict) or "class_name" not in config:
         raise fail(config_path, "the JSON is not a Keras model architecture (an object with "
                    "'class_name' and 'config', as model.to_json() writes it)")
-    weights_data = _read_file(weights_path, safety.LIMITS["weights_bytes"], weights_path)
+    weights_data = safety.read_file(weights_path, safety.LIMITS["weights_bytes"], weights_path)
     if not weights_data.startswith(b"\x89HDF\r\n\x1a\n"):
         raise fail(weights_path, "the weights file is not an HDF5 file (Keras' save_weights "
                    f"writes .h5 / .weights.h5); it starts with {weights_data[:8]!r}")
@@ -44,14 +43,6 @@ def read(config_path, weights_path):
     return SavedModel(model, weights, {"path": config_path, "format": "json",
                                        "weights": weights_path, "keras_version": version,
                                        "semantics": semantics})
-
-
-def _read_file(path, limit, where):
-    size = os.path.getsize(path)
-    if size > limit:
-        raise fail(where, f"the file is {size} bytes, over the limit of {limit}")
-    with open(path, "rb") as handle:
-        return handle.read(limit + 1)
 
 
 def _weights(data, config, path):

@@ -64,21 +64,14 @@ def read_folder(path):
         files[name] = member
     metadata = None
     if "metadata.json" in files:
-        metadata = _metadata(_read_file(files["metadata.json"],
-                                        safety.LIMITS["metadata_bytes"], path), path)
+        metadata = _metadata(safety.read_file(files["metadata.json"],
+                                              safety.LIMITS["metadata_bytes"], path), path)
     config = safety.parse_json(
-        _read_file(files["config.json"], safety.LIMITS["json_bytes"], path), "config.json", path)
-    data = _read_file(files["model.weights.h5"], safety.LIMITS["weights_bytes"], path)
+        safety.read_file(files["config.json"], safety.LIMITS["json_bytes"], path),
+        "config.json", path)
+    data = safety.read_file(files["model.weights.h5"], safety.LIMITS["weights_bytes"], path)
     weights = _read_weights(io.BytesIO(data), config, path)
     return SavedModel(config, weights, _source(path, metadata))
-
-
-def _read_file(member, limit, path):
-    size = os.path.getsize(member)
-    if size > limit:
-        raise fail(path, f"{os.path.basename(member)} is {size} bytes, over the limit of {limit}")
-    with open(member, "rb") as handle:
-        return handle.read(limit + 1)
 
 
 def _metadata(data, path):

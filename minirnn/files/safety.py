@@ -14,10 +14,11 @@ Every problem is a :class:`FileFormatError` (a ValueError) that names the file.
 
 import json
 import math
+import os
 
 import numpy as np
 
-__all__ = ["FileFormatError", "SUPPORTED", "LIMITS", "read_member", "parse_json",
+__all__ = ["FileFormatError", "SUPPORTED", "LIMITS", "read_member", "read_file", "parse_json",
            "check_class", "check_objects", "custom_objects", "refusal", "read_dataset",
            "check_tree"]
 
@@ -100,6 +101,24 @@ def read_member(archive, name, limit, path):
                    f"{error})") from None
     if len(data) > limit:
         raise fail(path, f"{name!r} holds more than the limit of {limit} bytes")
+    return data
+
+
+def read_file(name, limit, path, shown=None):
+    """The bytes of the file ``name``, at most ``limit`` of them (``shown`` names it in
+    errors, default its base name). The size is checked before reading and the real
+    length while reading (a file that grows is cut off at limit + 1 bytes)."""
+    shown = shown or os.path.basename(name)
+    size = os.path.getsize(name)
+    if size > limit:
+        raise fail(path, f"{shown} is {size} bytes, over the limit of {limit}")
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise fail(path, f"cannot read {shown} ({error})") from None
+    if len(data) > limit:
+        raise fail(path, f"{shown} holds more than the limit of {limit} bytes")
     return data
 
 

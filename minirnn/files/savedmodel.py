@@ -165,18 +165,7 @@ def _regular_file(path, name):
 
 
 def _read(path, name, limit):
-    member = _regular_file(path, name)
-    size = os.path.getsize(member)
-    if size > limit:
-        raise fail(path, f"{name} is {size} bytes, over the limit of {limit}")
-    try:
-        with open(member, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as error:
-        raise fail(path, f"cannot read {name} ({error})") from None
-    if len(data) > limit:
-        raise fail(path, f"{name} holds more than the limit of {limit} bytes")
-    return data
+    return safety.read_file(_regular_file(path, name), limit, path, name)
 
 
 # ---- Keras' metadata -------------------------------------------------------------
