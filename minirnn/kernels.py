@@ -32,7 +32,6 @@ Activations are passed as integer codes (see ``minirnn.activations.ELEMENTWISE``
 
 import math
 import os
-import platform
 import sys
 import tempfile
 
@@ -80,7 +79,6 @@ _ensure_cache_dir()
 # The imports below come after the cache directory is settled.
 import numba  # noqa: E402
 from numba import literal_unroll, njit, types  # noqa: E402
-from numba.core import cgutils  # noqa: E402
 from numba.core.registry import cpu_target  # noqa: E402
 from numba.extending import intrinsic, overload  # noqa: E402
 from llvmlite import ir  # noqa: E402
@@ -137,61 +135,6 @@ def _wide_vectors(typingctx):
         return context.get_dummy_value()
     return types.none(), codegen
 
-
-# x86 MXCSR bits: FTZ (flush to zero, bit 15) and DAZ (denormals are zero, bit 6).
-_FTZ_DAZ = 0x8040
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
-
-
-@intrinsic
-def _denormals_as_zero(typingctx):
-    """Set the x86 flags FTZ and DAZ on this thread and return the previous MXCSR
-    (-1 where there is none to set: not an x86 CPU).
-
-    TensorFlow's threads run with both flags, so Keras' LSTM and GRU read and write
-    numbers below 2^-126 as zero; the sequence steps do the same. That is Keras'
-    arithmetic, and it is also speed: without the flags, a saturated gate (a sigmoid
-    of -90, whose exponential is denormal) takes the CPU's slow path for denormals,
-    which made a (32, 1000, 4) -> 5 LSTM 4x slower (12.4 ms against 3.0 ms on a Xeon
-    of family 6 model 167). :func:`_restore_flags` puts the previous flags back.
-    """
-    def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        if not _X86:
-            return ir.Constant(i64, -1)
-        i32 = ir.IntType(32)
-        slot = cgutils.alloca_once(builder, i32)
-        pointer = builder.bitcast(slot, ir.IntType(8).as_pointer())
-        function = ir.FunctionType(ir.VoidType(), [pointer.type])
-        store = builder.module.declare_intrinsic("llvm.x86.sse.stmxcsr", fnty=function)
-        load = builder.module.declare_intrinsic("llvm.x86.sse.ldmxcsr", fnty=function)
-        builder.call(store, [pointer])
-        previous = builder.load(slot)
-        builder.store(builder.or_(previous, ir.Constant(i32, _FTZ_DAZ)), slot)
-        builder.call(load, [pointer])
-        return builder.zext(previous, i64)
-    return types.int64(), codegen
-
-
-@intrinsic
-def _restore_flags(typingctx, previous):
-    """Load MXCSR with ``previous`` (from :func:`_denormals_as_zero`; -1: nothing)."""
-    if not isinstance(previous, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        if _X86:
-            value = args[0]
-            with builder.if_then(builder.icmp_signed(">=", value, ir.Constant(value.type, 0))):
-                i32 = ir.IntType(32)
-                slot = cgutils.alloca_once(builder, i32)
-                builder.store(builder.trunc(value, i32), slot)
-                pointer = builder.bitcast(slot, ir.IntType(8).as_pointer())
-                function = ir.FunctionType(ir.VoidType(), [pointer.type])
-                load = builder.module.declare_intrinsic("llvm.x86.sse.ldmxcsr", fnty=function)
-                builder.call(load, [pointer])
-        return context.get_dummy_value()
-    return types.none(previous), codegen
 
 
 @intrinsic
@@ -983,7 +926,7 @@ def _lstm_steps(r0, r1, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
     phi_c = _gemm.aligned_rows(x, 1, M)[0]
     size = B * M  # elements of one gate tensor, for the exact activations
     fused = act == TANH and rec_act == SIGMOID and not exact  # Keras' defaults
-    flags = _denormals_as_zero()  # as TensorFlow's threads (no exception below)
+    flags = _exact.denormals_as_zero()  # as TensorFlow's threads; no exception below
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         _project_chunk(x, kernel, kernel_panels, s0, n, go_backwards, scratch, xw, exact)
@@ -1017,7 +960,7 @@ def _lstm_steps(r0, r1, x, kernel, recurrent_kernel, bias, h, c, mask, use_mask,
                     _copy(hb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
-    _restore_flags(flags)
+    _exact.restore_flags(flags)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -1115,7 +1058,7 @@ def _gru_steps(r0, r1, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bi
     # Keras' defaults: one pass per step (_gru_rows; reset_after=False needs r before
     # (r*h) U_h)
     fused = reset_after and act == TANH and rec_act == SIGMOID and not exact
-    flags = _denormals_as_zero()  # as TensorFlow's threads (no exception below)
+    flags = _exact.denormals_as_zero()  # as TensorFlow's threads; no exception below
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         _project_chunk(x, kernel, kernel_panels, s0, n, go_backwards, scratch, xw, exact)
@@ -1163,7 +1106,7 @@ def _gru_steps(r0, r1, x, kernel, recurrent_kernel, recurrent_kernel_h, input_bi
                     _copy(hb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
-    _restore_flags(flags)
+    _exact.restore_flags(flags)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -1230,7 +1173,7 @@ def _simple_rnn_steps(r0, r1, x, kernel, recurrent_kernel, bias, h, mask, use_ma
     xw = _gemm.aligned_rows(x, steps * B, _width(kernel, kernel_panels))
     z = _gemm.aligned_rows(x, B, _width(recurrent_kernel, recurrent_panels))
     size = B * M  # elements of one gate tensor, for the exact activations
-    flags = _denormals_as_zero()  # as TensorFlow's threads (no exception below)
+    flags = _exact.denormals_as_zero()  # as TensorFlow's threads; no exception below
     for s0 in range(0, T, steps):
         n = min(steps, T - s0)
         _project_chunk(x, kernel, kernel_panels, s0, n, go_backwards, scratch, xw, exact)
@@ -1251,7 +1194,7 @@ def _simple_rnn_steps(r0, r1, x, kernel, recurrent_kernel, bias, h, mask, use_ma
                     _copy(zb, output[b])
                 if return_sequences:
                     _copy(output[b], outputs[b, step])
-    _restore_flags(flags)
+    _exact.restore_flags(flags)
 
 
 # ---- a shared call: the worker's rows of the batch as a job (minirnn.handoff) -------
