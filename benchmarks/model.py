@@ -6,6 +6,10 @@ Engines, each in a fresh process of its own (as the layer benchmarks):
     keras-predict    Keras' own load_model(PATH) and model.predict(x, batch_size=B)
     keras-function   the Keras model called inside a tf.function, plain and XLA
                      (jit_compile=True), the faster correct one shown
+    onnxruntime      the model exported by minirnn.bridge.onnx (checked against
+                     minirnn before it is used), run by an ONNX Runtime
+                     InferenceSession on the CPU; skipped with the reason where the
+                     model is refused for export or onnx/onnxruntime are missing
 
 Keras is Keras 3 for .keras files and Keras 3 .h5 files, and tf-keras (Keras 2) for
 the files Keras 2 wrote (minirnn reads which from the file: the model's semantics).
@@ -29,8 +33,9 @@ import traceback
 import numpy as np
 
 from . import system, timing
+from .base import Unsupported
 
-ENGINES = ("minirnn", "keras-predict", "keras-function")
+ENGINES = ("minirnn", "keras-predict", "keras-function", "onnxruntime")
 DEFAULT_BATCH = 32
 WORKER = [sys.executable, "-m", "benchmarks.model"]
 TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
@@ -63,6 +68,24 @@ def minirnn_variants(job, arrays):
     x = arrays if len(arrays) > 1 else arrays[0]
     batch = arrays[0].shape[0]
     return [("Model.predict", lambda: model.predict(x, batch_size=batch), _as_list)]
+
+
+def onnxruntime_variants(job, arrays):
+    """The exported model in an InferenceSession; a refused export is Unsupported."""
+    import minirnn
+    from minirnn.bridge import onnx as bridge
+
+    from .onnx_engines import ort_session
+    model = minirnn.load_model(job["model"])
+    try:
+        proto = bridge.export_model(model)
+    except bridge.ExportError:
+        raise
+    except ValueError as error:
+        raise Unsupported(f"minirnn does not export this model to ONNX: {error}") from None
+    session, _ = ort_session(proto)
+    feed = {i.name: a for i, a in zip(session.get_inputs(), arrays)}
+    return [("InferenceSession.run", lambda: session.run(None, feed), _as_list)]
 
 
 def keras_variants(job, arrays, compiled):
@@ -114,11 +137,16 @@ def run_worker(job_path, result_path):
         start = time.perf_counter()
         if job["engine"] == "minirnn":
             variants = minirnn_variants(job, arrays)
+        elif job["engine"] == "onnxruntime":
+            variants = onnxruntime_variants(job, arrays)
         else:
             variants = keras_variants(job, arrays, job["engine"] == "keras-function")
         result["build_seconds"] = time.perf_counter() - start
     except ImportError as error:
         result.update(status="skipped", reason=f"{type(error).__name__}: {error}")
+        variants = []
+    except Unsupported as error:
+        result.update(status="skipped", reason=str(error))
         variants = []
     except Exception as error:  # noqa: BLE001 - a model an engine cannot load is reported
         result.update(status="error", error=f"{type(error).__name__}: {error}",

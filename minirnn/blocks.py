@@ -216,16 +216,21 @@ class Embedding(Block):
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{self.where}: the input must hold integers; received dtype "
                             f"{x.dtype}.")
-        with np.errstate(invalid="ignore"):
-            index = x.astype(np.int64) if x.dtype.kind == "f" else x
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise ValueError(f"{self.where}: the input holds NaN or infinity; expected "
-                             f"integers in [0, {self.input_dim}).")
-        if index.size and (index.min() < 0 or index.max() >= self.input_dim):
-            raise ValueError(
-                f"{self.where}: every input must be an integer in [0, {self.input_dim}) "
-                f"(input_dim); received values from {index.min()} to {index.max()}.")
-        return self.weights[0][index]
+        index = x
+        if x.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                index = x.astype(np.int64)
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"{self.where}: the input holds NaN or infinity; expected "
+                                 f"integers in [0, {self.input_dim}).")
+        try:  # indexing refuses indices >= input_dim; negative ones would wrap
+            if not index.size or index.min() >= 0:
+                return self.weights[0][index]
+        except IndexError:
+            pass
+        raise ValueError(
+            f"{self.where}: every input must be an integer in [0, {self.input_dim}) "
+            f"(input_dim); received values from {index.min()} to {index.max()}.")
 
 
 class Masking(Block):
@@ -347,7 +352,10 @@ class Conv1D(Block):
 
     s = strides, d = dilation_rate; xp is x padded with zeros: "valid" none, "causal"
     (K-1)*d steps at the start, "same" as TensorFlow (out = ceil(T/s), the extra
-    step at the end). Mask: drops."""
+    step at the end). Mask: drops.
+
+    Streaming (a stateful model, minirnn.model): "causal" with strides 1 runs a
+    slice after the (K-1)*d input steps before it (:meth:`stream`)."""
 
     keras_class = "Conv1D"
     mask_rule = "drops"
@@ -423,6 +431,20 @@ class Conv1D(Block):
         if self.use_bias:
             y = y + self.weights[1]
         return self.function(y).astype(self.dtype, copy=False)
+
+
+    def stream(self, x, context):
+        """One slice of a long sequence (padding="causal", strides 1): the outputs
+        at the slice's steps and the context for the next slice. ``context`` holds
+        the (K-1)*d input steps before the slice, which stand where the whole
+        sequence has its padding zeros (None: zeros, before the first slice)."""
+        x = np.asarray(x, self.dtype)
+        keep = (self.kernel_size - 1) * self.dilation_rate
+        if context is None:
+            context = np.zeros((x.shape[0], keep, x.shape[2]), self.dtype)
+        joined = np.concatenate([context, x], axis=1)
+        y = self.call(joined)[:, keep:]
+        return y, joined[:, joined.shape[1] - keep:]
 
 
 class _Pooling1D(Block):

@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 
 from . import activations
-from .layers import GRU, LSTM, Bidirectional, SimpleRNN
+from .bidirectional import Bidirectional
+from .layers import GRU, LSTM, SimpleRNN
 
 __all__ = ["from_keras"]
 

@@ -9,6 +9,13 @@ walk over that order: each call reads its input values and their masks, runs its
 layer, and stores its outputs with the masks Keras' ``compute_mask`` gives them. A
 mask given explicitly in the configuration (Keras 3 writes them, with the
 operations that compute them) takes the place of the implicit one, as in Keras.
+
+A *stateful* model (``load_model(path, stateful=True)``, ``model.stateful = True``,
+or a file whose recurrent layers are stateful) streams: each call continues the
+sequences of the call before, so that a long sequence fed in slices of any length
+gives, at every step, the outputs of the whole sequence at once. Which layers can
+do that, and what each carries from one slice to the next, is the table of the
+section "streaming" below; the others are refused when streaming is switched on.
 """
 
 import heapq
@@ -276,6 +283,230 @@ class _Step:
             [r for c in self.call.constants for r in _refs_in(c)] + _refs_in(arguments)
 
 
+# ---- streaming ----------------------------------------------------------------------
+#
+# A stateful model runs a long sequence one slice of time steps per call. How each
+# layer runs on a slice (checked when streaming is switched on, by Streaming._plan):
+#
+#   per step: the output at step t reads the inputs at step t only, so the layer runs
+#       on any slice as it is and carries nothing:
+#       Embedding, Masking, Dense, Activation, TimeDistributed, Dropout,
+#       SpatialDropout1D, GaussianNoise, GaussianDropout, AlphaDropout,
+#       ActivityRegularization, ReLU, LeakyReLU, ELU, ThresholdedReLU, PReLU (alpha
+#       shared over time), Add, Subtract, Multiply, Average, Maximum, Minimum, Merge;
+#       Concatenate not along time; BatchNormalization, LayerNormalization, Softmax,
+#       UnitNormalization not over time; Conv1D and SeparableConv1D whose kernel
+#       spans one step (strides 1); the mask operations not along time.
+#   carries: the layer keeps what the next slice needs:
+#       LSTM, GRU, SimpleRNN, RNN (one cell or StackedRNNCells), CuDNNLSTM, CuDNNGRU:
+#           their states (h, and c for the LSTM), as Keras' stateful layers. A masked
+#           step keeps the state and repeats the last output, as in the whole
+#           sequence (Keras' stateful layer starts each call's "last output" at
+#           zero, so a slice that begins with masked steps outputs zeros there in
+#           Keras; here it outputs what the whole sequence does, the last h).
+#           Without return_sequences the output is the one after the slice.
+#       Conv1D and SeparableConv1D with padding="causal", strides 1: the last
+#           (kernel_size - 1) * dilation_rate input steps, which stand where the
+#           whole sequence has its padding zeros (zeros before the first slice).
+#   refused: the layer needs later steps (or all of them) for step t, or restarts:
+#       see _NEEDS_SEQUENCE, and Bidirectional, go_backwards, Conv1D with another
+#       padding (kernel span > 1) or strides > 1, axes over time, a recurrent layer
+#       with an initial state from the graph or called several times.
+#
+# A tensor either has the stream's time axis (axis 1 of every model input of rank
+# 3 or more, and of a rank 2 input to an Embedding, and what per-step layers make of
+# them) or does not (the other inputs, and what a recurrent layer without
+# return_sequences or its states return: the value after the slice). Layers that
+# need a time axis are not concerned by tensors without one, except the recurrent
+# layers and RepeatVector, which would make a sequence that is not the stream's.
+
+_PER_STEP = ("Embedding", "Masking", "Dense", "Activation", "TimeDistributed", "Dropout",
+             "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+             "ActivityRegularization", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU",
+             "PReLU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+             "Merge", "Concatenate", "BatchNormalization", "LayerNormalization", "Softmax",
+             "UnitNormalization")
+_NEEDS_SEQUENCE = {
+    "Flatten": "it joins the time steps into one vector",
+    "Reshape": "it reshapes across the time axis",
+    "Permute": "it moves the time axis",
+    "RepeatVector": "its steps are copies of one vector, not the stream's steps",
+    "MaxPooling1D": "it pools windows of steps, which slices would cut",
+    "AveragePooling1D": "it pools windows of steps, which slices would cut",
+    "GlobalMaxPooling1D": "it pools over every step of the sequence",
+    "GlobalAveragePooling1D": "it pools over every step of the sequence",
+    "ZeroPadding1D": "it pads the sequence at its start and end",
+    "Cropping1D": "it crops the sequence at its start and end",
+    "UpSampling1D": "it changes the number of steps",
+    "Conv2D": "it convolves over the time axis as an image axis",
+    "ZeroPadding2D": "it pads the time axis as an image axis",
+    "MaxPooling2D": "it pools over the time axis as an image axis",
+    "AveragePooling2D": "it pools over the time axis as an image axis",
+    "GlobalMaxPooling2D": "it pools over every step of the sequence",
+    "GlobalAveragePooling2D": "it pools over every step of the sequence",
+    "Attention": "it attends over every step of the sequence, later ones included",
+    "AdditiveAttention": "it attends over every step of the sequence, later ones included",
+    "MultiHeadAttention": "it attends over every step of the sequence, later ones "
+                          "included",
+}
+_AXIS_OPERATIONS = ("Any", "All", "ExpandDims", "Squeeze", "Concatenate")
+
+
+class Streaming:
+    """A stateful model's plan and carried values: which calls carry something from
+    one slice to the next (``carries``: step -> function), the causal
+    convolutions' past inputs (``contexts``), which outputs have the time axis, and
+    the batch size the first call fixes. Built by ``Model.stateful = True``; it
+    raises ValueError naming the first layer that cannot stream, and why."""
+
+    def __init__(self, model):
+        self.batch = None
+        self.contexts = {}
+        self.carries = {}
+        timed = {}
+        for ref, spec in zip(model._graph.inputs, model.input_specs):
+            rank = len(spec["shape"])
+            timed[graphs.Ref(ref.layer, 0, 0)] = rank >= 3 or (
+                rank == 2 and spec["int_high"] is not None)
+        self.input_timed = [timed[graphs.Ref(ref.layer, 0, 0)] for ref in model._graph.inputs]
+        for step in model._order:
+            self._plan(step, timed, model._shapes)
+        self.output_timed = [timed[ref] for ref in model._graph.outputs]
+
+    def _plan(self, step, timed, shapes):
+        runner, name = step.runner, step.spec.name
+        if runner is None:
+            return
+        read = _take(step.x, timed)
+        on_time = any(read) if isinstance(read, list) else read
+        where = runner.where if isinstance(runner, MaskOperation) else \
+            f"layer {name!r} ({step.spec.class_name})"
+        shape = None if isinstance(runner, MaskOperation) else _take(step.x, shapes)
+        if isinstance(read, list) and shape is not None:
+            shape = shape[0]
+        if isinstance(runner, recurrent.RecurrentNode) and not on_time:
+            reason = "its input has no time axis of the stream (a layer before it " \
+                "returns one value per slice)"
+        elif isinstance(runner, blocks.RepeatVector):
+            reason = _NEEDS_SEQUENCE["RepeatVector"]
+        else:
+            reason = _needs_sequence(runner, step, shape) if on_time else None
+        if reason:
+            raise ValueError(f"{where} cannot run on slices of a sequence (stateful "
+                             f"streaming): {reason}.")
+        outputs = 1
+        while graphs.Ref(name, step.index, outputs) in shapes:
+            outputs += 1
+        out = [on_time] * outputs
+        if isinstance(runner, recurrent.RecurrentNode):
+            out = [on_time and runner.return_sequences] + [False] * (outputs - 1)
+            self.carries[step] = _carry_recurrent
+        elif isinstance(runner, blocks.Conv1D) and on_time and _span(runner) > 1:
+            self.carries[step] = _carry_convolution
+        for k, value in enumerate(out):
+            timed[graphs.Ref(name, step.index, k)] = value
+
+    def check_batch(self, arrays):
+        """The first call fixes the batch size; later calls must keep it."""
+        batch = arrays[0].shape[0]
+        if self.batch is None:
+            self.batch = batch
+        elif batch != self.batch:
+            raise ValueError(f"this stateful model continues {self.batch} sequences (its "
+                             f"first call fixed the batch size; reset_states() keeps it, "
+                             f"`model.stateful = True` forgets it); received batch size "
+                             f"{batch}.")
+
+    def reset(self):
+        self.contexts = {key: np.zeros_like(value) for key, value in self.contexts.items()}
+
+
+def _span(convolution):
+    return (convolution.kernel_size - 1) * convolution.dilation_rate + 1
+
+
+def _needs_sequence(runner, step, shape):
+    """Why a call that reads the stream's time axis cannot run on slices, or None."""
+    if isinstance(runner, MaskOperation):
+        axis = runner.config.get("axis")
+        if runner.keras_class == "BroadcastTo":
+            return "it broadcasts to a fixed shape"
+        if runner.keras_class in _AXIS_OPERATIONS:
+            axes = axis if isinstance(axis, list) else [axis]
+            if (axis is None and runner.keras_class != "ExpandDims") or any(
+                    isinstance(a, int) and 0 <= a <= 1 for a in axes):
+                return f"it works along the time axis (axis={axis})"
+        return None
+    if isinstance(runner, recurrent.RecurrentNode):
+        layer = runner.layer
+        if isinstance(layer, recurrent.Bidirectional):
+            return "its backward layer reads the sequence from its last step"
+        if layer.go_backwards:
+            return "go_backwards reads the sequence from its last step"
+        if step.initial_state is not None:
+            return "its initial state comes from the graph and would restart it at " \
+                "every slice"
+        if len(step.spec.calls) > 1:
+            return f"it is called {len(step.spec.calls)} times, and a stateful layer " \
+                "holds the states of one sequence"
+        return None
+    if isinstance(runner, blocks.Conv1D):
+        if getattr(runner, "data_format", "channels_last") == "channels_first":
+            return "data_format='channels_first' puts the time steps on axis 2"
+        if runner.strides != 1:
+            return f"strides={runner.strides} changes the time rate"
+        if _span(runner) > 1 and runner.padding != "causal":
+            return f"padding={runner.padding!r} with a kernel spanning {_span(runner)} " \
+                "steps reads steps after t (padding='causal' streams)"
+        return None
+    name = runner.keras_class
+    if name not in _PER_STEP:
+        return _NEEDS_SEQUENCE.get(name, "it is not known to be causal in time")
+    rank = len(shape)
+    axes = {"BatchNormalization": lambda: runner.axes,
+            "LayerNormalization": lambda: runner.axes,
+            "Softmax": lambda: runner.axis, "UnitNormalization": lambda: runner.axis,
+            "Concatenate": lambda: [runner.axis]}.get(name)
+    if axes is not None:
+        over = [a for a in axes() if a % rank == 1]
+        if over:
+            verb = "joins inputs" if name == "Concatenate" else "computes"
+            return f"it {verb} along the time axis (axis={over[0]})"
+    if name == "PReLU" and rank >= 3 and runner.weights and \
+            runner.weights[0].shape[0] != 1:
+        return "its alpha holds one value per time step (shared_axes without 1)"
+    return None
+
+
+def _carry_recurrent(stream, step, x, mask):
+    """A recurrent layer's slice: the stateful layer carries its states; where a
+    row's slice starts with masked steps, their outputs are the last h before the
+    slice (the whole sequence's last output), where Keras' call would give zeros."""
+    runner = step.runner
+    layer = runner.layer
+    last = layer.layers[-1] if isinstance(layer, recurrent.StackedRNN) else layer
+    before = last.states
+    output = runner(x, mask, None)
+    if mask is not None and before is not None and not layer.zero_output_for_mask:
+        waiting = ~np.logical_or.accumulate(np.asarray(mask, bool), axis=1)
+        if waiting.any():
+            values = output[0] if runner.return_state else output
+            h = before[0]
+            if runner.return_sequences:
+                values = np.where(waiting[:, :, None], h[:, None, :], values)
+            else:
+                values = np.where(waiting[:, -1:], h, values)
+            output = [values, *output[1:]] if runner.return_state else values
+    return output, runner.compute_mask(x, mask)
+
+
+def _carry_convolution(stream, step, x, mask):
+    """A causal convolution's slice, after the past inputs it carries."""
+    key = (step.spec.name, step.index)
+    y, stream.contexts[key] = step.runner.stream(x, stream.contexts.get(key))
+    return y, step.runner.compute_mask(x, mask)
+
+
 class Model:
     """A whole Keras model, run by minirnn. Build it with :func:`load_model` or
     ``minirnn.from_keras(keras_model)``.
@@ -290,8 +521,10 @@ class Model:
         source: {"path", "format", "keras_version", "semantics"}.
     """
 
-    def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None, problems=()):
+    def __init__(self, saved, *, dtype=None, bitwise=False, semantics=None, problems=(),
+                 stateful=None):
         _check_arguments(dtype, bitwise, semantics)
+        _check_stateful(stateful)
         self._dtype_override = dtype
         self.source = dict(saved.source)
         if semantics is not None:
@@ -315,6 +548,19 @@ class Model:
         self.input_names = [r.layer for r in self._graph.inputs]
         self.output_names = [r.layer for r in self._graph.outputs]
         self.input_specs = self._input_specs()
+        self._mark_plain_steps()
+        self._stateful, self._stream = False, None
+        if stateful is None:  # as the file says: stateful if a recurrent layer is
+            stateful = any(node.layer.stateful for node in self._recurrent_nodes())
+            if stateful:
+                try:
+                    self.stateful = True
+                except ValueError as error:
+                    raise ValueError(f"{error} (the file's recurrent layers are stateful; "
+                                     "stateful=False runs the model on whole sequences)"
+                                     ) from None
+        else:
+            self.stateful = bool(stateful)
 
     # ---- structure ---------------------------------------------------------------
 
@@ -425,6 +671,22 @@ class Model:
                 raise ValueError(f"layer {spec.name!r} has weights but is never called.")
         return shapes
 
+    def _mark_plain_steps(self):
+        """``step.plain``: the Ref of the one output of a call that reads one tensor
+        and nothing else (no explicit mask, initial state or named arguments), which
+        _run runs on a short path; None for the others. Also each input's dtype for
+        _inputs' short path."""
+        for step in self._order:
+            runner = step.runner
+            single = graphs.Ref(step.spec.name, step.index, 1) not in self._shapes
+            step.plain = graphs.Ref(step.spec.name, step.index, 0) if (
+                runner is not None and not isinstance(runner, MaskOperation) and single
+                and isinstance(step.x, graphs.Ref) and step.mask is None
+                and step.initial_state is None and step.arguments is None
+                and not getattr(runner, "clears_masks", ())) else None
+        self._plain_dtypes = [None if self._input_dtype(spec) is None else
+                              np.dtype(self._input_dtype(spec)) for spec in self.input_specs]
+
     @property
     def layers(self):
         result = []
@@ -473,6 +735,12 @@ class Model:
     # ---- running -----------------------------------------------------------------
 
     def _inputs(self, x):
+        if type(x) is np.ndarray and len(self.input_specs) == 1 and \
+                x.dtype == self._plain_dtypes[0]:  # the short path of one ready array
+            shape = self.input_specs[0]["shape"]
+            if x.ndim == len(shape) and x.shape[0] and all(
+                    e is None or e == n for e, n in zip(shape[1:], x.shape[1:])):
+                return [x]
         names = self.input_names
         if isinstance(x, dict):
             missing = [n for n in names if n not in x]
@@ -535,8 +803,19 @@ class Model:
         store = {}
         for ref, array in zip(self._graph.inputs, arrays):
             store[graphs.Ref(ref.layer, 0, 0)] = (array, None)
+        stream = self._stream
+        carries = {} if stream is None else stream.carries
         for step in self._order:
             runner, name = step.runner, step.spec.name
+            if step.plain is not None and capture is None:  # one tensor in, one out
+                x, masks = store[step.x]
+                carry = carries.get(step)
+                try:
+                    store[step.plain] = _call_layer(runner, x, masks, None) \
+                        if carry is None else carry(stream, step, x, masks)
+                except (TypeError, IndexError, KeyError) as error:
+                    raise _cannot_run(step, x, error) from None
+                continue
             if isinstance(runner, MaskOperation):
                 values = _take(step.x, store)
                 x = [v[0] for v in values] if isinstance(values, list) else values[0]
@@ -572,14 +851,16 @@ class Model:
                              {first: masks, **{k: _mask(v, store)
                                                for k, v in step.arguments.items()}})
             try:
-                output, out_masks = _call_layer(runner, x, None if unmasked else masks, state,
-                                                arguments)
+                carry = carries.get(step)
+                if carry is not None:
+                    output, out_masks = carry(stream, step, x, masks)
+                else:
+                    output, out_masks = _call_layer(runner, x, None if unmasked else masks,
+                                                    state, arguments)
                 if unmasked:
                     out_masks = runner.compute_mask(x, masks)
             except (TypeError, IndexError, KeyError) as error:
-                shapes = [np.shape(v) for v in x] if isinstance(x, list) else np.shape(x)
-                raise ValueError(f"layer {name!r} ({step.spec.class_name}) cannot run on "
-                                 f"inputs of shape {shapes}: {error}") from None
+                raise _cannot_run(step, x, error) from None
             outputs = output if isinstance(output, list) else [output]
             if not isinstance(out_masks, list):
                 out_masks = [out_masks] * len(outputs)
@@ -595,13 +876,26 @@ class Model:
         return results if len(results) > 1 else results[0]
 
     def __call__(self, x):
-        """Run the model on ``x`` (one array, a list, or a dict by input name)."""
-        return self._run(self._inputs(x))
+        """Run the model on ``x`` (one array, a list, or a dict by input name).
+
+        A stateful model continues from the call before: ``x`` is the next slice of
+        time steps (any number of them), and the first call fixes the batch size."""
+        arrays = self._inputs(x)
+        if self._stream is not None:
+            self._stream.check_batch(arrays)
+        return self._run(arrays)
 
     def predict(self, x, batch_size=None):
         """As ``model(x)``, in slices of ``batch_size`` samples (None: all at once)."""
         arrays = self._inputs(x)
         n = arrays[0].shape[0]
+        if self._stream is not None:
+            if batch_size is not None and batch_size < n:
+                raise ValueError(f"this model is stateful: its calls continue the same "
+                                 f"{n} sequences, so `batch_size` cannot slice them; "
+                                 "feed it slices of time steps instead.")
+            self._stream.check_batch(arrays)
+            return self._run(arrays)
         if batch_size is None:
             return self._run(arrays)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
@@ -628,6 +922,39 @@ class Model:
                              f"{recurrent_names}; received {layer!r}.")
         x, mask, state = self._run(self._inputs(x), capture=layer)
         return self._runners[layer].trace(x, mask, state)
+
+    # ---- streaming ---------------------------------------------------------------
+
+    @property
+    def stateful(self):
+        """True: each call continues the sequences of the call before (see
+        :class:`Streaming`). Assigning True checks that every layer can run on slices
+        of a sequence (ValueError naming the first that cannot, and why), makes
+        every recurrent layer stateful and forgets all states and the batch size;
+        False makes them stateless again."""
+        return self._stateful
+
+    @stateful.setter
+    def stateful(self, value):
+        _check_stateful(value)
+        stream = Streaming(self) if value else None
+        for node in self._recurrent_nodes():
+            node.set_stateful(bool(value))
+        self._stream, self._stateful = stream, bool(value)
+
+    def reset_states(self):
+        """Start every sequence again: zero the recurrent layers' states and the
+        causal convolutions' past inputs (the batch size stays, as in Keras)."""
+        for node in self._recurrent_nodes():
+            node.layer.reset_state()
+        if self._stream is not None:
+            self._stream.reset()
+
+    reset_state = reset_states
+
+    def _recurrent_nodes(self):
+        return [runner for runner in self._runners.values()
+                if isinstance(runner, recurrent.RecurrentNode)]
 
     # ---- description -------------------------------------------------------------
 
@@ -742,6 +1069,12 @@ def _call_layer(runner, x, masks, state, arguments=None):
     return output, runner.compute_mask(x, masks)
 
 
+def _cannot_run(step, x, error):
+    shapes = [np.shape(v) for v in x] if isinstance(x, list) else np.shape(x)
+    return ValueError(f"layer {step.spec.name!r} ({step.spec.class_name}) cannot run on "
+                      f"inputs of shape {shapes}: {error}")
+
+
 def _problem(error):
     """The text of a layer's refusal without the list of supported layers, which the
     combined refusal gives once."""
@@ -782,6 +1115,11 @@ def _shape_text(shape):
     if shape is None:
         return "?"
     return "(" + ", ".join("None" if n is None else str(n) for n in shape) + ")"
+
+
+def _check_stateful(value):
+    if not (value is None or isinstance(value, (bool, np.bool_))):
+        raise TypeError(f"`stateful` must be True, False or None; received {value!r}.")
 
 
 def _check_arguments(dtype, bitwise, semantics):
@@ -828,7 +1166,8 @@ def _json_default(value):
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-def load_model(path, weights=None, *, dtype=None, bitwise=False, semantics=None):
+def load_model(path, weights=None, *, dtype=None, bitwise=False, semantics=None,
+               stateful=None):
     """A :class:`Model` from a saved Keras model file, without TensorFlow or Keras.
 
     Args:
@@ -845,6 +1184,12 @@ def load_model(path, weights=None, *, dtype=None, bitwise=False, semantics=None)
         semantics: None: the numbers of the Keras that wrote the file ("keras2" for
             Keras 2 and tf.keras .h5 files, e.g. hard_sigmoid = clip(0.2x + 0.5, 0, 1));
             "keras3": Keras 3's numbers whatever wrote the file.
+        stateful: None: as the file says (stateful if its recurrent layers are);
+            True: stream, every recurrent layer stateful (see Model.stateful): the
+            model is called on consecutive slices of long sequences, the first call
+            fixes the batch size, Model.reset_states() starts again; a layer that
+            needs the whole sequence (Bidirectional, pooling over time, ...) is
+            refused, named; False: every call runs whole sequences.
 
     Raises:
         ValueError (minirnn.files.FileFormatError for the file itself): a broken,
@@ -852,11 +1197,12 @@ def load_model(path, weights=None, *, dtype=None, bitwise=False, semantics=None)
             reproduce, named with its class and the reason.
     """
     _check_arguments(dtype, bitwise, semantics)
+    _check_stateful(stateful)
     saved = files.read(path, weights)
     problems = [problem for _, problem in custom_objects(saved.config)]
     try:
         return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics,
-                     problems=problems)
+                     problems=problems, stateful=stateful)
     except (FileFormatError, BitwiseUnsupportedError):
         raise
     except ValueError as error:

@@ -13,7 +13,8 @@ as a chain of layers, one per cell.
 import numpy as np
 
 from . import keras2
-from .layers import GRU, LSTM, Bidirectional, SimpleRNN
+from .bidirectional import Bidirectional
+from .layers import GRU, LSTM, SimpleRNN
 
 __all__ = ["RecurrentNode", "StackedRNN", "build_recurrent", "RECURRENT"]
 
@@ -169,9 +170,25 @@ class StackedRNN:
         self.go_backwards = go_backwards
         self.zero_output_for_mask = zero_output_for_mask
         self.dtype = layers[-1].dtype
-        self.stateful = layers[0].stateful
         self.bitwise = all(layer.bitwise for layer in layers)
         self.units = layers[-1].units
+
+    @property
+    def stateful(self):
+        return self.layers[0].stateful
+
+    @stateful.setter
+    def stateful(self, value):
+        for layer in self.layers:
+            layer.stateful = value
+
+    @property
+    def states(self):
+        """The stored states of a stateful stack, [*cell 1's, ..., *cell n's], or
+        None before its first call."""
+        if any(layer.states is None for layer in self.layers):
+            return None
+        return [s for layer in self.layers for s in layer.states]
 
     @property
     def _state_counts(self):
@@ -384,6 +401,14 @@ class RecurrentNode:
 
     def trace(self, x, mask=None, initial_state=None):
         return self.layer.trace(x, mask, initial_state)
+
+    def set_stateful(self, value):
+        """Make the layer (every layer of a stack or a Bidirectional) stateful or
+        not, its stored states forgotten: the next call starts from zeros and
+        fixes the batch size (minirnn.model streams a stateful model)."""
+        for layer in self._weight_layers():
+            layer.stateful = value
+            layer.states = None
 
 
 def build_recurrent(name, class_name, config, dtype, semantics, keras_version, bitwise,

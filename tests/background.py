@@ -146,23 +146,25 @@ def _copy_of_the_cache(root, environ):
     ones belong to code that no longer exists), each under a temporary name first,
     so that a failed copy never leaves a truncated file for the child to load."""
     from numba.core.caching import UserProvidedCacheLocator
-    package = os.path.join(ROOT, "minirnn")
-    subpath = UserProvidedCacheLocator.get_suitable_cache_subpath(
-        os.path.join(package, "kernels.py"))
     shared = environ.get("NUMBA_CACHE_DIR")
-    source = os.path.join(shared, subpath) if shared else os.path.join(package, "__pycache__")
-    target = os.path.join(root, subpath)
-    os.makedirs(target, exist_ok=True)
-    for path in glob.glob(os.path.join(source, "*.nb[ic]")):
-        name = os.path.basename(path)
-        module = os.path.join(package, name.split(".")[0] + ".py")
-        partial = os.path.join(target, name + ".partial")
-        try:
-            if os.path.getmtime(path) < os.path.getmtime(module):
-                continue
-            shutil.copy2(path, partial)
-            os.replace(partial, os.path.join(target, name))
-        except OSError:  # gone, or no room: the child compiles that function again
-            if os.path.exists(partial):
-                os.remove(partial)
+    for folder in ("minirnn", os.path.join("minirnn", "kernels"),
+                   os.path.join("minirnn", "parallel")):
+        package = os.path.join(ROOT, folder)
+        subpath = UserProvidedCacheLocator.get_suitable_cache_subpath(
+            os.path.join(package, "__init__.py"))
+        source = os.path.join(shared, subpath) if shared else os.path.join(package, "__pycache__")
+        target = os.path.join(root, subpath)
+        os.makedirs(target, exist_ok=True)
+        for path in glob.glob(os.path.join(source, "*.nb[ic]")):
+            name = os.path.basename(path)
+            module = os.path.join(package, name.split(".")[0] + ".py")
+            partial = os.path.join(target, name + ".partial")
+            try:
+                if os.path.getmtime(path) < os.path.getmtime(module):
+                    continue
+                shutil.copy2(path, partial)
+                os.replace(partial, os.path.join(target, name))
+            except OSError:  # gone, or no room: the child compiles that function again
+                if os.path.exists(partial):
+                    os.remove(partial)
     return root

@@ -519,7 +519,8 @@ for bitwise in ({bitwise_modes}):
             layer(x)
 
 # The compiled kernels check their operands themselves (ValueError, not a crash).
-from minirnn import gemm, handoff
+from minirnn import gemm
+from minirnn.parallel import handoff
 h = np.zeros((2, 4), np.float32); c = np.zeros((2, 4), np.float32)
 out = np.zeros((2, 4), np.float32); outs = np.zeros((1, 1, 1), np.float32)
 no_mask = np.ones((1, 1), bool)

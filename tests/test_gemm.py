@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import gemm, handoff, worker
-from minirnn.layers import _batch_slices
+from minirnn import gemm
+from minirnn.parallel import handoff, policy, rest, workers
 from background import Job
 from conftest import random_weights
 
@@ -189,7 +189,7 @@ def test_layers_pack_weights_in_every_mode():
 @pytest.mark.parametrize("batch, threads", [(32, 2), (8, 2), (9, 2), (2, 2), (3, 2), (64, 2),
                                             (17, 4), (1, 2), (100, 3), (5, 8)])
 def test_batch_slices_cover_the_batch(batch, threads):
-    slices = _batch_slices(batch, threads)
+    slices = policy.batch_slices(batch, threads)
     rows = np.concatenate([np.arange(batch)[s] for s in slices])
     np.testing.assert_array_equal(rows, np.arange(batch))
     assert len(slices) == min(batch, threads)
@@ -201,8 +201,7 @@ def test_batch_slices_cover_the_batch(batch, threads):
 def threads(monkeypatch):
     """set_num_threads, restored after the test. Calls split from 1e7 flops here
     (whether or not a worker is awake), so that small sizes exercise the split."""
-    from minirnn import layers
-    monkeypatch.setattr(layers, "_SPLIT_FLOPS", 1e7)
+    monkeypatch.setattr(policy, "SPLIT_FLOPS", 1e7)
     before = minirnn.get_num_threads()
     yield minirnn.set_num_threads
     minirnn.set_num_threads(before)
@@ -302,7 +301,7 @@ def test_handoff_signals(monkeypatch):
         assert row >= 0 and not handoff.spinning(row)
         done = int(handoff.TABLE[row, handoff.DONE])
         start = time.perf_counter()
-        assert worker.rest(row, handoff.posted(row)) is False  # nothing posted
+        assert rest.rest(row, handoff.posted(row)) is False  # nothing posted
         assert 1e-4 < time.perf_counter() - start < 0.1
         assert handoff.TABLE[row, handoff.DONE] == done + 1 and not handoff.spinning(row)
 
@@ -311,7 +310,7 @@ def test_handoff_signals(monkeypatch):
         result = []
         seen = handoff.posted(row)
         monkeypatch.setattr(handoff, "REST_SECONDS", 10.0)  # until the post below
-        resting = threading.Thread(target=lambda: result.append(worker.rest(row, seen)))
+        resting = threading.Thread(target=lambda: result.append(rest.rest(row, seen)))
         resting.start()
         assert _wait_until(lambda: handoff.spinning(row), 5.0)
         plan = handoff.plan([row])
@@ -346,13 +345,12 @@ def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, d
     while one is awake (a stream of T=1 calls), with the bits of one thread.
     float64's flops count twice: (32, 1, 128, 128) splits in float64, not in
     float32. (On two threads such calls share their batch instead: below.)"""
-    from minirnn import layers
-    monkeypatch.setattr(layers, "_SPLIT_FLOPS", 1e8)
+    monkeypatch.setattr(policy, "SPLIT_FLOPS", 1e8)
     D, M = 128, 128
     steps = RNG.standard_normal((16, B, 1, D)).astype(dtype)
     work = minirnn.LSTM(M, dtype=dtype)._flops(B, 1, D)
-    assert layers._SPLIT_FLOPS_AWAKE <= work < layers._SPLIT_FLOPS
-    assert minirnn.LSTM(M)._flops(32, 1, D) < layers._SPLIT_FLOPS_AWAKE
+    assert policy.SPLIT_FLOPS_AWAKE <= work < policy.SPLIT_FLOPS
+    assert minirnn.LSTM(M)._flops(32, 1, D) < policy.SPLIT_FLOPS_AWAKE
     threads(1)
     alone = minirnn.LSTM(M, stateful=True, seed=4, dtype=dtype)
     expected = [alone(steps[k % 16]) for k in range(400)]
@@ -380,11 +378,10 @@ def test_a_stream_of_calls_splits_once_a_worker_is_awake(threads, monkeypatch, d
 @pytest.fixture
 def sharing(threads, monkeypatch):
     """Two threads, and every call of two rows or more shares its batch with an
-    awake worker from inside its kernel (a job, minirnn.handoff), none splits."""
-    from minirnn import layers
-    monkeypatch.setattr(layers, "_HELP_FLOPS", 0.0)
-    monkeypatch.setattr(layers, "_SPLIT_FLOPS", np.inf)
-    monkeypatch.setattr(layers, "_SPLIT_FLOPS_AWAKE", np.inf)
+    awake worker from inside its kernel (a job, minirnn.parallel.handoff), none splits."""
+    monkeypatch.setattr(policy, "HELP_FLOPS", 0.0)
+    monkeypatch.setattr(policy, "SPLIT_FLOPS", np.inf)
+    monkeypatch.setattr(policy, "SPLIT_FLOPS_AWAKE", np.inf)
     threads(1)
     assert _wait_until(lambda: not _workers()), _workers()
     return threads
@@ -504,8 +501,8 @@ def test_shared_calls_on_one_core_give_the_same_bits():
     process, whose affinity nothing else shares)."""
     script = textwrap.dedent("""
         import os, threading, time, numpy as np, minirnn
-        from minirnn import handoff, layers
-        layers._HELP_FLOPS = 0.0
+        from minirnn.parallel import handoff, policy
+        policy.HELP_FLOPS = 0.0
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # the worker inherits it
         x = np.random.default_rng(0).standard_normal((8, 3, 16)).astype(np.float32)
         minirnn.set_num_threads(1)
@@ -533,8 +530,8 @@ def test_a_process_exits_while_its_worker_is_awake():
     still spins on the hand-off table (kept alive to the end): a clean exit."""
     script = textwrap.dedent("""
         import threading, time, numpy as np, minirnn
-        from minirnn import handoff, layers
-        layers._HELP_FLOPS = 0.0
+        from minirnn.parallel import handoff, policy
+        policy.HELP_FLOPS = 0.0
         minirnn.set_num_threads(2)
         x = np.random.default_rng(0).standard_normal((8, 1, 16)).astype(np.float32)
         layer = minirnn.LSTM(16, stateful=True, seed=0)
@@ -570,7 +567,7 @@ def test_bitwise_calls_never_share(sharing):
 
 @needs_spinning
 def test_a_job_moves_through_its_states():
-    """The HELP word of a worker's row (minirnn.handoff): a caller claims it once,
+    """The HELP word of a worker's row (minirnn.parallel.handoff): a caller claims it once,
     asks, and gets its answer; a failed job's answer is its ticket negated; a job
     nobody takes is taken back; a rest that ends closes the row, answering the job
     asked for first (here one without an entry point: it fails)."""
@@ -588,8 +585,8 @@ def test_a_job_moves_through_its_states():
     assert handoff.claim_job(table, 0) and not handoff.claim_job(table, 0)  # WRITING
     ticket = handoff.ask(table, 0, plan, 1)
     assert table[0, handoff.HELP] == handoff.ASKED and table[0, handoff.ENTRY] == 1
-    assert worker._took_a_job(table, 0) and table[0, handoff.HELP] == handoff.BUSY
-    assert not worker._took_a_job(table, 0)
+    assert rest._took_a_job(table, 0) and table[0, handoff.HELP] == handoff.BUSY
+    assert not rest._took_a_job(table, 0)
     table[0, handoff.ANSWER] = -ticket  # it failed: the caller runs the rows itself
     table[0, handoff.HELP] = handoff.ANSWERED
     assert handoff.wait(table, plan, 0, ticket) is False
@@ -598,11 +595,11 @@ def test_a_job_moves_through_its_states():
     assert handoff.wait(table, plan, 0, ticket) is False  # not taken: taken back
     assert table[0, handoff.HELP] == handoff.READY and table[0, handoff.ANSWER] != ticket
     table[0, handoff.HELP] = handoff.OFF  # as a worker leaves it after its rest
-    assert worker._rest(table, 0, 0, 0, 0, False) is False  # no time: ends at once
+    assert rest._rest(table, 0, 0, 0, 0, False) is False  # no time: ends at once
     assert table[0, handoff.HELP] == handoff.OFF and not table[0, handoff.SPINNING]
     result, budget = [], handoff._cycles_for(5.0)
     resting = threading.Thread(
-        target=lambda: result.append(worker._rest(table, 0, 0, budget, budget, False)))
+        target=lambda: result.append(rest._rest(table, 0, 0, budget, budget, False)))
     resting.start()
     assert _wait_until(lambda: table[0, handoff.HELP] == handoff.READY, 5.0)
     assert handoff.claim_job(table, 0)
@@ -629,8 +626,7 @@ def test_job_arrays_must_lie_in_c_order():
 
 def test_workers_without_spinning(threads, monkeypatch):
     """Where workers cannot spin (not x86-64) they sleep between parts, and calls
-    split only above _SPLIT_FLOPS: the same results."""
-    from minirnn import layers
+    split only above policy.SPLIT_FLOPS: the same results."""
     threads(1)
     assert _wait_until(lambda: not _workers()), _workers()
     monkeypatch.setattr(handoff, "SPINS", False)
@@ -641,14 +637,13 @@ def test_workers_without_spinning(threads, monkeypatch):
     assert layer._split(16, 30)
     np.testing.assert_array_equal(layer(x), expected)
     assert [w.row for w in _workers()] == [-1]
-    assert not layers._worth_a_split(layers._SPLIT_FLOPS / 2)
+    assert not policy.worth_a_split(policy.SPLIT_FLOPS / 2)
 
 
 def test_parts_on_workers_return_in_order_and_raise_the_first_error(threads):
-    from minirnn.layers import _run_parts
 
     threads(3)
-    first, results = _run_parts(lambda: "first", [lambda: 1, lambda: 2])
+    first, results = workers.run_parts(lambda: "first", [lambda: 1, lambda: 2])
     assert (first, results) == ("first", [1, 2])
     done = []
 
@@ -660,10 +655,10 @@ def test_parts_on_workers_return_in_order_and_raise_the_first_error(threads):
         return part
 
     with pytest.raises(ValueError, match="one"):
-        _run_parts(lambda: done.append("first"), [fails("one"), fails("two")])
+        workers.run_parts(lambda: done.append("first"), [fails("one"), fails("two")])
     assert sorted(done) == ["first", "one", "two"]
     # the workers are free again, and the next call uses them
-    assert _run_parts(lambda: 0, [lambda: 1, lambda: 2]) == (0, [1, 2])
+    assert workers.run_parts(lambda: 0, [lambda: 1, lambda: 2]) == (0, [1, 2])
 
 
 def _workers():
@@ -708,8 +703,6 @@ def test_workers_stay_within_the_thread_setting(threads):
 
 
 def test_an_error_on_the_calling_thread_leaves_no_worker_behind(threads):
-    from minirnn import layers
-    from minirnn.layers import _run_parts
 
     threads(3)
     ran_on = []
@@ -723,10 +716,10 @@ def test_an_error_on_the_calling_thread_leaves_no_worker_behind(threads):
         raise KeyboardInterrupt  # as a Ctrl-C in the caller's slice would
 
     with pytest.raises(KeyboardInterrupt):
-        _run_parts(fails, [part, part])
+        workers.run_parts(fails, [part, part])
     assert ran_on == ["minirnn", "minirnn"]  # the caller waited for both
-    assert _wait_until(lambda: len(layers._idle) == layers._made == 2)
-    assert _run_parts(lambda: 0, [part, part]) == (0, [1, 1])
+    assert _wait_until(lambda: len(workers._idle) == workers._made == 2)
+    assert workers.run_parts(lambda: 0, [part, part]) == (0, [1, 1])
     assert ran_on[2:] == ["minirnn", "minirnn"]  # both workers were there again
 
 
@@ -773,10 +766,10 @@ HASWELL = Job(textwrap.dedent("""
     y64 = minirnn.LSTM(20, return_sequences=True, seed=0, dtype="float64")(x)
     np.save(sys.argv[1], layer(x))
     np.save(sys.argv[1] + ".64.npy", y64)
-    from minirnn import handoff, layers  # a call shared with a worker: its job's entry
-    if handoff.SPINS:                    # point and the worker's rest compile here too
+    from minirnn.parallel import handoff, policy  # a call shared with a worker: its job's
+    if handoff.SPINS:     # entry point and the worker's rest compile here too
         import threading, time
-        layers._HELP_FLOPS = 0.0
+        policy.HELP_FLOPS = 0.0
         minirnn.set_num_threads(2)
         rows = lambda: [w.row for w in threading.enumerate() if w.name == "minirnn"]
         jobs = lambda: sum(int(handoff.TABLE[r, handoff.TICKET]) for r in rows())

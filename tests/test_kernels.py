@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import minirnn
-from minirnn import activations, equations, handoff, kernels
+from minirnn import activations, equations, kernels
+from minirnn.parallel import handoff
 from minirnn.layers import _NO_MASK, _NO_OUTPUTS, _NO_PANELS
 from conftest import random_weights
 
@@ -63,9 +64,9 @@ def test_kernel_chunked_projection(kind):
     """A sequence whose input projection spans several chunks, the last one partial."""
     B, D, M = 64, 3, 24
     gates = {"LSTM": 4, "GRU": 3, "GRU_v1": 3, "SimpleRNN": 1}[kind]
-    steps = kernels._chunk_steps(B, 10 ** 6, max(D, gates * M))
+    steps = kernels.products._chunk_steps(B, 10 ** 6, max(D, gates * M))
     T = 2 * steps + 5  # two full chunks and a partial one
-    assert kernels._chunk_steps(B, T, max(D, gates * M)) == steps
+    assert kernels.products._chunk_steps(B, T, max(D, gates * M)) == steps
     fast, readable = pair(kind, "float64", M=M, D=D, return_sequences=True,
                           go_backwards=True)
     x = np.random.default_rng(1).normal(size=(B, T, D))
@@ -75,9 +76,9 @@ def test_kernel_chunked_projection(kind):
 def test_chunk_bound():
     """The scratch block of the hoisted projection stays near _CHUNK_ELEMENTS."""
     for B, T, width in itertools.product([1, 7, 64, 4096], [1, 100, 4000], [4, 512, 2048]):
-        steps = kernels._chunk_steps(B, T, width)
+        steps = kernels.products._chunk_steps(B, T, width)
         assert 1 <= steps <= T
-        assert steps == 1 or steps * B * width <= kernels._CHUNK_ELEMENTS
+        assert steps == 1 or steps * B * width <= kernels.products._CHUNK_ELEMENTS
 
 
 VALUES = np.concatenate([np.linspace(-12, 12, 4801), [-1, -0.5, 0, 0.5, 1, -3, 3, 6, 30, -30,
@@ -247,7 +248,7 @@ def test_fused_rows_match_gate_by_gate(dtype, M):
     for bias_first, zero_output in ((False, False), (True, True)):
         c, h, out = c0.copy(), h0.copy(), out0.copy()
         outputs = np.full((B, 3, M), 7, dtype)
-        kernels._lstm_rows(z, xw, first, bias, c, h, out, outputs, step, mask, True, t,
+        kernels.lstm._lstm_rows(z, xw, first, bias, c, h, out, outputs, step, mask, True, t,
                            zero_output, True, bias_first)
         for b in range(B):
             if not mask[b, t]:  # states kept; output kept, or zeroed
@@ -272,7 +273,7 @@ def test_fused_rows_match_gate_by_gate(dtype, M):
     for zero_output, return_sequences in ((False, True), (True, False)):
         h, out = h0.copy(), out0.copy()
         outputs = np.full((B, 3, M), 7, dtype)
-        kernels._gru_rows(u, xw, first, input_bias, recurrent_bias, h, out, outputs, step, mask,
+        kernels.gru._gru_rows(u, xw, first, input_bias, recurrent_bias, h, out, outputs, step, mask,
                           True, t, zero_output, return_sequences)
         for b in range(B):
             if not mask[b, t]:
@@ -293,7 +294,7 @@ def test_fused_rows_match_gate_by_gate(dtype, M):
 
 def test_gate_loops_ask_for_wide_vectors():
     """The element-wise loops carry LLVM's "prefer-vector-width"="512" (see
-    kernels._wide_vectors): without it LLVM keeps them to 256-bit vectors on
+    kernels.compiler._wide_vectors): without it LLVM keeps them to 256-bit vectors on
     recent Intel CPUs, about 1.5x slower."""
     from numba import njit
     # Compiled afresh: a function loaded from Numba's cache keeps no LLVM IR to read.
@@ -318,18 +319,18 @@ def test_one_pass_rows_vectorise(row, dtype):
         return rng.standard_normal(shape).astype(dtype)
     mask = np.ones((B, 1), bool)
     if row == "lstm":
-        fresh = njit(cache=False)(kernels._lstm_rows.py_func)
+        fresh = njit(cache=False)(kernels.lstm._lstm_rows.py_func)
         fresh(array(B, 4 * M), array(B, 4 * M), 0, array(4 * M), array(B, M), array(B, M),
               array(B, M), array(B, 1, M), 0, mask, False, 0, False, True, False)
     else:
-        fresh = njit(cache=False)(kernels._gru_rows.py_func)
+        fresh = njit(cache=False)(kernels.gru._gru_rows.py_func)
         fresh(array(B, 3 * M), array(B, 3 * M), 0, array(3 * M), array(3 * M), array(B, M),
               array(B, M), array(B, 1, M), 0, mask, False, 0, False, True)
     ir = fresh.inspect_llvm(fresh.signatures[0])
     kind = "float" if dtype == np.float32 else "double"
     assert re.search(rf"fdiv (?:[a-z]+ )*<\d+ x {kind}>", ir), "the row loop did not vectorise"
     # every array's data pointer (the fifth member Numba passes) marked noalias
-    # (kernels._disjoint_arrays): no run-time overlap checks before the loop
+    # (kernels.compiler._disjoint_arrays): no run-time overlap checks before the loop
     names = ("z", "xw", "bias", "c", "h", "output", "outputs") if row == "lstm" else \
         ("u", "xw", "input_bias", "recurrent_bias", "h", "output", "outputs")
     for name in names:

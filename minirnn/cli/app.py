@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import __version__
-from . import demo, predict, shapes, summary, trace, verify
+from . import demo, export, predict, shapes, summary, trace, verify
 from .common import FAILED, KERAS_HINT, PLOT_HINT, UNAVAILABLE, USAGE, CommandError
 
 # The shell's status for a command ended by Ctrl-C (128 + SIGINT).
@@ -15,7 +15,7 @@ INTERRUPTED = 130
 __all__ = ["build_parser", "main"]
 
 # In the order of ``minirnn --help``.
-COMMANDS = (demo, shapes, trace, verify, summary, predict)
+COMMANDS = (demo, shapes, trace, verify, summary, predict, export)
 
 
 def build_parser():

@@ -12,7 +12,8 @@ import zipfile
 import numpy as np
 
 from ..bitwise import BitwiseUnsupportedError
-from ..layers import GRU, LSTM, Bidirectional, SimpleRNN
+from ..bidirectional import Bidirectional
+from ..layers import GRU, LSTM, SimpleRNN
 from . import limits
 from .common import CommandError
 

@@ -1,4 +1,14 @@
-"""minirnn predict: run a saved model on arrays from a file, without TensorFlow."""
+"""minirnn predict: run a saved model on arrays from a file, without TensorFlow.
+
+With ``--stream`` the model runs stateful (minirnn.load_model(..., stateful=True))
+on a long input read chunk by chunk of time steps from a memory-mapped .npy file,
+and each chunk's outputs go straight to a memory-mapped .npy file, so that memory
+stays the size of one chunk whatever the length of the input."""
+
+import os
+import shutil
+import tempfile
+import zipfile
 
 import numpy as np
 
@@ -21,6 +31,8 @@ def write_outputs(path, names, arrays):
 
 
 def run(args):
+    if args.stream:
+        return run_stream(args)
     model = models.load(args.path, weights=args.weights)
     arrays = models.read_inputs(args.input, model)
     models.check_inputs(model, arrays, args.input)
@@ -40,6 +52,100 @@ def run(args):
     return OK
 
 
+def _mapped_input(path, model):
+    """The one input of ``model``, memory-mapped from a .npy file."""
+    if len(model.input_names) != 1:
+        raise CommandError(f"--stream reads one .npy file; the model has "
+                           f"{len(model.input_names)} inputs {model.input_names}")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise CommandError(f"cannot read {path!r} as a .npy file: {type(error).__name__}: "
+                           f"{error}")
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise CommandError(f"--stream reads a .npy file (memory-mapped); {path!r} is an "
+                           ".npz archive: save its array with np.save")
+    return array
+
+
+def run_stream(args):
+    """predict --stream: the stateful model on chunks of ``args.chunk`` time steps of
+    the memory-mapped input; outputs with a time axis are written chunk by chunk
+    into memory-mapped .npy files (zipped, uncompressed, into the --output archive
+    at the end), the others (one value per sequence) are the last chunk's."""
+    if args.batch_size is not None:
+        raise CommandError("--batch-size does not go with --stream: the stateful model "
+                           "continues every sequence of the input at each chunk")
+    model = models.load(args.path, weights=args.weights, stateful=True)
+    x = _mapped_input(args.input, model)
+    models.check_inputs(model, [x], args.input)
+    if not model._stream.input_timed[0]:
+        raise CommandError(f"the model's input {model.input_names[0]!r} has no time axis "
+                           "to stream (a sequence is (batch, timesteps, ...), or "
+                           "(batch, timesteps) of integers for an Embedding)")
+    names, timed = model.output_names, model._stream.output_timed
+    folder = tempfile.mkdtemp(prefix="minirnn-stream-", dir=os.path.dirname(
+        os.path.abspath(args.output)) if args.output else None)
+    try:
+        written, shapes, chunks = _stream_chunks(model, x, args, folder, names, timed)
+        print(f"minirnn predict --stream: {args.path} on {args.input} "
+              f"({models.describe_inputs(model, [x])}), {chunks} chunks of up to "
+              f"{args.chunk} steps")
+        rows = [[name, format_shape(shape), str(dtype)]
+                for name, (shape, dtype) in zip(names, shapes)]
+        print(format_table(["output", "shape", "dtype"], rows))
+        if args.output:
+            _zip_arrays(args.output, names, written)
+            print(f"Wrote {args.output}: one array per output, by name "
+                  f"({', '.join(names)}).")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return OK
+
+
+def _stream_chunks(model, x, args, folder, names, timed):
+    """Run every chunk; returns (the .npy file of each output, (shape, dtype) of each
+    output, the number of chunks)."""
+    T = x.shape[1]
+    files = [os.path.join(folder, f"{k}.npy") for k in range(len(names))]
+    targets, shapes, chunks = [None] * len(names), [None] * len(names), 0
+    for start in range(0, T, args.chunk):
+        chunk = np.ascontiguousarray(x[:, start:start + args.chunk])
+        outputs = models.outputs_list(models.run_model(lambda: model(chunk), args.input))
+        chunks += 1
+        for k, y in enumerate(outputs):
+            if not timed[k]:  # one value per sequence: the one after the latest step
+                targets[k], shapes[k] = y, (y.shape, y.dtype)
+                continue
+            if shapes[k] is None:
+                shapes[k] = ((y.shape[0], T, *y.shape[2:]), y.dtype)
+                if args.output:
+                    targets[k] = np.lib.format.open_memmap(files[k], mode="w+",
+                                                           dtype=y.dtype, shape=shapes[k][0])
+            if args.output:
+                targets[k][:, start:start + y.shape[1]] = y
+    if args.output:
+        for k, target in enumerate(targets):
+            if timed[k]:
+                target.flush()
+            else:
+                np.save(files[k], target)
+    targets.clear()  # closes the memory maps before the files are zipped
+    return files, shapes, chunks
+
+
+def _zip_arrays(path, names, files):
+    """An .npz archive (uncompressed, as np.savez writes) of the .npy files, each
+    copied in pieces."""
+    try:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, file in zip(names, files):
+                archive.write(file, arcname=f"{name}.npy")
+    except OSError as error:
+        raise CommandError(f"cannot write {path!r}: {error.strerror or error}")
+
+
 def add_parser(commands):
     parser = commands.add_parser(
         "predict", help="run a saved model on arrays from a .npy / .npz file",
@@ -55,4 +161,14 @@ def add_parser(commands):
                              "name); without it the shapes are printed")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="run the samples in slices of this many (default: all at once)")
+    parser.add_argument("--stream", action="store_true",
+                        help="run the model stateful on a long input, --chunk time steps "
+                             "per call: the .npy input is memory-mapped and read chunk by "
+                             "chunk, the outputs written as they come, so memory stays "
+                             "that of one chunk; the outputs equal those of the whole "
+                             "sequence at once. Needs one input, in a .npy file, and "
+                             "layers that are causal in time (a layer that needs the "
+                             "whole sequence is refused, named)")
+    parser.add_argument("--chunk", metavar="STEPS", type=positive_int, default=256,
+                        help="with --stream: time steps per call (default: 256)")
     parser.set_defaults(run=run)

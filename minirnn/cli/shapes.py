@@ -5,7 +5,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..layers import Bidirectional
+from ..bidirectional import Bidirectional
 from . import keras_support, limits
 from .arguments import positive_int
 from .common import FAILED, KERAS_HINT, LAYER_CLASSES, OK, SEED_SIZES

@@ -6,7 +6,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..layers import GRU, Bidirectional
+from ..bidirectional import Bidirectional
+from ..layers import GRU
 from . import limits, models
 from .arguments import image_file, input_file, model_path, non_negative_int, positive_int
 from .common import FAILED, LAYER_CLASSES, OK, PLOT_HINT, SEED_SIZES, CommandError

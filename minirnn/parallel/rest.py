@@ -1,6 +1,6 @@
 """A worker thread's rest: awake a little while after a part, in compiled code.
 
-After each part of a parallel call (minirnn.layers) a worker spins here, without
+After each part of a parallel call (minirnn.parallel.workers) a worker spins here, without
 the GIL, for ``handoff.REST_SECONDS`` (``JOB_REST_SECONDS`` after a job, so that a
 stream of calls keeps it awake). Two things end or fill that rest:
 
@@ -10,10 +10,12 @@ stream of calls keeps it awake). Two things end or fill that rest:
   some of its batch rows. The worker runs them here, answers, and rests on.
 
 A worker's rest only ends after its row's HELP word is OFF, so that no caller
-can ask it for a job it would never answer (see minirnn.handoff for the states).
+can ask it for a job it would never answer (see minirnn.parallel.handoff for the states).
 A job runs through its entry point, a C function the kernels compile for each
 kind of job (minirnn.kernels.job_address), whose address the caller writes with
 the job: the rest itself knows no kernel, and compiles in a moment.
+
+May use: numba and llvmlite, and :mod:`minirnn.parallel.handoff`.
 """
 
 from llvmlite import ir

@@ -1,7 +1,7 @@
 """Handing part of a call to a worker thread that is still awake.
 
 A layer that splits its batch runs one slice on the calling thread and the
-others on worker threads (:mod:`minirnn.layers`). A worker that sleeps between
+others on worker threads (:mod:`minirnn.parallel.workers`). A worker that sleeps between
 calls takes 50-75 µs to wake on the project's 2-core Xeon (a virtual machine),
 longer than a whole streaming step of a (32, 1, 128, 128) LSTM. So after each
 part a worker stays awake a little while (``REST_SECONDS``), spinning on a
@@ -35,7 +35,7 @@ Python instead, with a worker that is awake and that the caller holds
 worker's rows of the batch, the kernel's other arguments, and the address of the
 job's entry point (a C function compiled for each kind of job, see
 minirnn.kernels.job_address, which the plan carries). The worker finds it from
-its spin loop (minirnn.worker) and runs the kernel on those rows in compiled code
+its spin loop (minirnn.parallel.rest) and runs the kernel on those rows in compiled code
 while the caller's kernel runs the others. A job moves through the states of
 the row's ``HELP`` word, each move that two sides could make at once an atomic
 compare-and-swap, so that exactly one of them makes it::
@@ -57,6 +57,8 @@ has the same bits as one run whole.
 
 Spinning needs the CPU's pause instruction and time stamp counter: on other
 CPUs than x86-64 workers never spin and the plans are empty.
+
+May use: numpy, numba and llvmlite (its intrinsics), nothing else of minirnn.
 """
 
 import ctypes
@@ -77,7 +79,7 @@ SPINS = platform.machine().lower() in ("x86_64", "amd64")
 # whether it spins, a job's state (HELP), the ticket of the last job asked for, the
 # answer to the last one run (its ticket, negated if it failed), the address of
 # the job's compiled entry point (see minirnn.kernels.job_address), the CPU its
-# caller ran on when it asked (see minirnn.worker). Then the job:
+# caller ran on when it asked (see minirnn.parallel.rest). Then the job:
 # the kernel's scalar arguments from column VALUES on, and its arrays from ARRAYS
 # on, each an address and up to 3 lengths (see put_array).
 POSTED, DONE, SPINNING, HELP, TICKET, ANSWER, ENTRY, CALLER_CPU = range(8)
@@ -86,7 +88,7 @@ OFF, READY, WRITING, ASKED, BUSY, ANSWERED = range(6)   # the states of HELP
 HELPED = -1           # plan[0] of a helper plan (see helper_plan)
 JOB_KINDS = 6         # the kinds of jobs: LSTM, GRU, SimpleRNN, each float32 and float64
 REST_SECONDS = 2e-4   # a worker spins this long after a part before it sleeps
-JOB_REST_SECONDS = 1e-3  # and this long after a job (see minirnn.worker)
+JOB_REST_SECONDS = 1e-3  # and this long after a job (see minirnn.parallel.rest)
 WAIT_SECONDS = 5e-4   # a caller's kernel waits this long for its workers' signals
 # A job the worker has not taken this long into the caller's wait (the caller ran its
 # own rows meanwhile) is taken back: a worker that spins takes a job within about
