@@ -392,3 +392,72 @@ def test_report_worst_errors(capsys):
     """Prints the worst differences measured above (run with -s to see them)."""
     with capsys.disabled():
         print(f"\nworst |minirnn - torch| over the from_torch cases: {WORST}")
+
+
+# ---- state dicts: a module saved as data, and `minirnn trace --torch` ----------------
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[3], SHAPES[4]], ids=shape_id)
+def test_a_state_dict_rebuilds_the_module(kind, shape, tmp_path):
+    """The module rebuilt from its saved state dict (kind, sizes, layers, direction and
+    biases read off the keys and shapes) computes what the module does."""
+    from minirnn.bridge.torch import load_state_dict
+
+    module = make_module(kind, shape, "float64")
+    path = tmp_path / "state.pt"
+    torch.save(module.state_dict(), path)
+    nonlinearity = getattr(module, "nonlinearity", "tanh")
+    rebuilt = load_state_dict(str(path), nonlinearity)
+    assert type(rebuilt) is type(module)
+    for name in ("input_size", "hidden_size", "num_layers", "bias", "bidirectional"):
+        assert getattr(rebuilt, name) == getattr(module, name), name
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 5, shape[6])))
+    module.batch_first = True
+    np.testing.assert_array_equal(rebuilt(x)[0].detach().numpy(), module(x)[0].detach().numpy())
+
+
+def test_state_dict_refusals(tmp_path):
+    from minirnn.bridge.torch import load_state_dict, module_from_state_dict
+
+    gru = torch.nn.GRU(3, 4)
+    torch.save(gru, tmp_path / "whole.pt")  # a pickled module: code, not data
+    with pytest.raises(ValueError, match="state_dict"):
+        load_state_dict(str(tmp_path / "whole.pt"))
+    state = gru.state_dict()
+    with pytest.raises(ValueError, match="'extra'"):
+        module_from_state_dict({**state, "extra": torch.zeros(1)})
+    with pytest.raises(ValueError, match="gate blocks"):
+        module_from_state_dict({"weight_ih_l0": torch.zeros(8, 3),
+                                "weight_hh_l0": torch.zeros(8, 4)})
+    with pytest.raises(ValueError, match="weight_hr_l"):
+        module_from_state_dict(torch.nn.LSTM(3, 4, proj_size=2).state_dict())
+    with pytest.raises(ValueError, match="does not fit"):
+        module_from_state_dict({**state, "bias_ih_l0": torch.zeros(5)})
+    with pytest.raises(TypeError, match="state_dict"):
+        module_from_state_dict([1, 2])
+    with pytest.raises(ValueError, match="nonlinearity"):
+        module_from_state_dict(state, "sigmoid")
+
+
+def test_trace_command_traces_a_torch_module(tmp_path, capsys):
+    """`minirnn trace --torch STATE.pt`: every level and direction, each traced on what
+    reaches it; the last level's h is torch's output."""
+    from minirnn.cli.app import main
+
+    torch.manual_seed(3)
+    module = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    torch.save(module.state_dict(), tmp_path / "lstm.pt")
+    x = np.random.default_rng(2).normal(size=(2, 6, 3))
+    np.save(tmp_path / "x.npy", x)
+    assert main(["trace", "--torch", str(tmp_path / "lstm.pt"), "--input",
+                 str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr().out
+    for part in ("level 0, forward direction", "level 0, backward direction",
+                 "level 1, forward direction", "level 1, backward direction"):
+        assert part + ": LSTM(4)" in out
+    top = from_torch(module)[1].trace(from_torch(module)[0](x)[0])
+    expected = module(torch.from_numpy(x))[0].detach().numpy()
+    np.testing.assert_allclose(top["forward"]["h"], expected[..., :4], atol=1e-12)
+    torch.save(module, tmp_path / "whole.pt")
+    assert main(["trace", "--torch", str(tmp_path / "whole.pt")]) != 0
+    assert "state_dict" in capsys.readouterr().err

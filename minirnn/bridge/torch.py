@@ -37,11 +37,14 @@ May import: numpy and minirnn's public layers; torch only inside the functions, 
 importing this module (and minirnn) never imports torch.
 """
 
+import re
+
 import numpy as np
 
 from .. import GRU, LSTM, Bidirectional, SimpleRNN
 
-__all__ = ["from_torch", "to_torch", "run_like_torch"]
+__all__ = ["from_torch", "to_torch", "run_like_torch", "module_from_state_dict",
+           "load_state_dict"]
 
 _RECURRENT = (LSTM, GRU, SimpleRNN)
 
@@ -220,6 +223,96 @@ def from_torch(module, dtype=None):
         else:
             layers.append(directions[0])
     return layers[0] if len(layers) == 1 else layers
+
+
+def module_from_state_dict(state, nonlinearity="tanh"):
+    """The ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` whose ``state_dict()`` is ``state``.
+
+    A state dict holds the parameters by name (``weight_ih_l0``, ``bias_hh_l1_reverse``,
+    ...), and their shapes tell the rest: G*M rows of ``weight_ih_l0`` for M =
+    ``weight_hh_l0``'s columns give the kind (G = 4: LSTM, 3: GRU, 1: RNN), its columns
+    the input size; the highest ``_l{k}`` the number of layers; ``_reverse`` keys a
+    bidirectional module; ``bias_*`` keys the biases. Only an ``nn.RNN``'s
+    nonlinearity is not stored: ``nonlinearity`` says it.
+
+    Raises:
+        ValueError: a key or shape that no such module has (named), a projection
+            (``weight_hr_l0``), or missing parameters.
+        TypeError: ``state`` is not a mapping of names to tensors.
+    """
+    torch = _import_torch()
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise TypeError("`state` must be a module's state_dict(): a dict of parameter names "
+                        f"to tensors; received {_describe(state)}.")
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"`nonlinearity` must be 'tanh' or 'relu'; received {nonlinearity!r}.")
+    if any(name.startswith("weight_hr_l") for name in state):
+        raise ValueError("`state` holds weight_hr_l* (an LSTM with proj_size > 0), which "
+                         "Keras' LSTM (so minirnn) cannot compute.")
+    pattern = r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?"
+    levels, reverse, biased = set(), False, False
+    for name in state:
+        match = re.fullmatch(pattern, name)
+        if match is None:
+            raise ValueError(f"`state` has a key {name!r} that no nn.LSTM, nn.GRU or nn.RNN "
+                             "has (expected weight_ih_l0, weight_hh_l0, bias_ih_l0, ...).")
+        levels.add(int(match.group(2)))
+        reverse |= match.group(3) is not None
+        biased |= match.group(1).startswith("bias")
+    if "weight_ih_l0" not in state or "weight_hh_l0" not in state:
+        raise ValueError("`state` must hold weight_ih_l0 and weight_hh_l0; received keys "
+                         f"{sorted(state)}.")
+    w_ih, w_hh = state["weight_ih_l0"], state["weight_hh_l0"]
+    if w_ih.ndim != 2 or w_hh.ndim != 2 or w_hh.shape[1] == 0 or \
+            w_hh.shape[0] % w_hh.shape[1] or w_ih.shape[0] != w_hh.shape[0]:
+        raise ValueError("`state`'s weight_ih_l0 and weight_hh_l0 must be (G*M, D) and "
+                         f"(G*M, M); received {tuple(w_ih.shape)} and {tuple(w_hh.shape)}.")
+    hidden = w_hh.shape[1]
+    gates = w_hh.shape[0] // hidden
+    kinds = {4: torch.nn.LSTM, 3: torch.nn.GRU, 1: torch.nn.RNN}
+    if gates not in kinds:
+        raise ValueError(f"`state`'s weight_hh_l0 has {gates} gate blocks of {hidden} rows: "
+                         "an LSTM has 4, a GRU 3, an RNN 1.")
+    options = dict(num_layers=max(levels) + 1, bias=biased, bidirectional=reverse,
+                   batch_first=True, dtype=w_ih.dtype)
+    if gates == 1:
+        options["nonlinearity"] = nonlinearity
+    try:
+        module = kinds[gates](w_ih.shape[1], hidden, **options)
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise ValueError(f"`state` does not fit a {kinds[gates].__name__}({w_ih.shape[1]}, "
+                         f"{hidden}, {options}): {error}") from None
+    return module.eval()
+
+
+def load_state_dict(path, nonlinearity="tanh"):
+    """The module saved with ``torch.save(module.state_dict(), path)``.
+
+    The file is read with ``torch.load(weights_only=True)``, which unpickles tensors
+    and plain containers only: a file is data, and one that holds anything else (a
+    whole pickled module, whose class would have to be imported) is refused with a
+    ValueError that says to save the state dict instead.
+    """
+    torch = _import_torch()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # torch's unpickler raises several kinds
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        why = next((line for line in lines if line.startswith("WeightsUnpickler error")),
+                   lines[0] if lines else type(error).__name__)
+        why = why.split(" was not an allowed global")[0]  # not the advice to trust the file
+        raise ValueError(
+            f"{path}: not a state dict that torch.load(weights_only=True) reads ({why}); "
+            "save the module's parameters with torch.save(module.state_dict(), path)."
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {_describe(state)}, not a state dict; save the "
+                         "module's parameters with torch.save(module.state_dict(), path).")
+    return module_from_state_dict(dict(state), nonlinearity)
 
 
 def _new_layer(kind, module, dtype, go_backwards, weights):

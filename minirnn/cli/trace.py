@@ -162,6 +162,61 @@ def model_layer_parts(args):
     return heading, _split(layer, trace), title
 
 
+def torch_parts(args):
+    """(heading lines, [Part], plot title): a PyTorch nn.LSTM / GRU / RNN, from its
+    state dict (read as data: torch.load(weights_only=True)), copied with
+    minirnn.from_torch and traced level by level, each on the previous one's output."""
+    from ..bridge.torch import from_torch, load_state_dict
+
+    try:
+        module = load_state_dict(args.torch, args.nonlinearity)
+    except ImportError as error:
+        raise CommandError(f"--torch needs PyTorch: {error}", status=FAILED)
+    except ValueError as error:
+        raise CommandError(f"--torch {args.torch}: {error}", status=FAILED)
+    layers = from_torch(module)
+    levels = layers if isinstance(layers, list) else [layers]
+    D = module.input_size
+    kind = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}[type(module).__name__]
+    if args.input:
+        _, arrays = models._load_arrays(args.input)
+        x = arrays[0]
+        if len(arrays) != 1 or x.ndim != 3 or x.shape[2] != D:
+            raise CommandError(f"--input {args.input}: the module takes (batch, timesteps, "
+                               f"{D}) arrays (batch first); received shape {x.shape}")
+        where = f"the input from {args.input}, shape {x.shape}"
+    else:
+        limits.check_memory(f"--timesteps {args.timesteps} (with the module's sizes)",
+                            len(levels) * 2 * limits.trace_bytes(
+                                kind, 1, args.timesteps, max(D, 2 * module.hidden_size),
+                                module.hidden_size))
+        x = np.random.default_rng(args.seed).standard_normal((1, args.timesteps, D))
+        where = f"one random sequence of {args.timesteps} timesteps x {D} features (seed {args.seed})"
+    x = x.astype(levels[0].dtype if not isinstance(levels[0], Bidirectional)
+                 else levels[0].forward_layer.dtype)
+    parts = []
+    for k, layer in enumerate(levels):
+        label = f"level {k}" if len(levels) > 1 else ""
+        trace = layer.trace(x)
+        if isinstance(layer, Bidirectional):
+            parts += [Part(f"{label}{', ' if label else ''}{side} direction", sub, trace[side])
+                      for side, sub in (("forward", layer.forward_layer),
+                                        ("backward", layer.backward_layer))]
+        else:
+            parts.append(Part(label, layer, trace))
+        x = layer(x)[0]  # the sequence the next level reads
+    name = f"torch.nn.{type(module).__name__}({module.input_size}, {module.hidden_size}" + \
+        (f", num_layers={module.num_layers}" if module.num_layers > 1 else "") + \
+        (", bidirectional=True" if module.bidirectional else "") + \
+        (", bias=False" if not module.bias else "") + \
+        (f", nonlinearity={module.nonlinearity!r}" if kind == "SimpleRNN" else "") + ")"
+    heading = [f"minirnn trace: {name} from {args.torch}, copied with minirnn.from_torch",
+               f"  on {where}"]
+    if kind == "GRU":
+        heading.append("  torch's gates r, z, n are Keras' r, z, hh (a GRU with reset_after=True)")
+    return heading, parts, f"{name}, {os.path.basename(args.torch)}"
+
+
 def _print_part(part):
     from ..plotting import describe_trace
 
@@ -194,7 +249,11 @@ def run(args):
     """minirnn trace: every gate of a layer over one sequence, summarised and drawn."""
     from ..plotting import matplotlib_available, plot_trace
 
-    if args.model:
+    if args.model and args.torch:
+        raise CommandError("--model and --torch: give one of them")
+    if args.torch:
+        heading, parts, title = torch_parts(args)
+    elif args.model:
         heading, parts, title = model_layer_parts(args)
     else:
         heading, parts, title = random_layer_parts(args)
@@ -251,12 +310,20 @@ def add_parser(commands):
                         help="a saved Keras model (.keras file or folder, .h5), read without "
                              "TensorFlow: trace one of its recurrent layers on what reaches "
                              "it inside the model")
+    parser.add_argument("--torch", metavar="STATE.pt", type=input_file,
+                        help="a PyTorch nn.LSTM, nn.GRU or nn.RNN saved with "
+                             "torch.save(module.state_dict(), path), read as data "
+                             "(weights_only): trace every level of it, copied with "
+                             "minirnn.from_torch")
+    parser.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh",
+                        help="with --torch: an nn.RNN's nonlinearity, which its state dict "
+                             "does not hold (default tanh)")
     parser.add_argument("--layer", metavar="NAME",
                         help="with --model: the recurrent layer (default: the first)")
     parser.add_argument("--input", metavar="X", type=input_file,
                         help="with --model: X.npy (one input) or X.npz (by input name or in "
                              "order); default: the model's example input, one sequence of "
-                             "--timesteps")
+                             "--timesteps. With --torch: X.npy, (batch, timesteps, features)")
     parser.add_argument("--plot", metavar="PATH", type=image_file,
                         help="write a picture (PNG; another extension picks another format, "
                              "none means .png): a heatmap per gate, the state curves")
