@@ -1,4 +1,7 @@
-"""``python -m minirnn``: the same as the ``minirnn`` command."""
+"""``python -m minirnn``: the same as the ``minirnn`` command.
+
+May use: :mod:`minirnn.cli`.
+"""
 
 import sys
 

@@ -9,6 +9,8 @@ float64 model uses the float32-rounded slope there.
 
 Mask: every one of these layers passes the mask (Keras: supports_masking = True and
 the default compute_mask); Softmax also reads it.
+
+May use: numpy and :mod:`minirnn.blocks`.
 """
 
 import math

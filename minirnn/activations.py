@@ -46,6 +46,8 @@ Two names Keras accepts cannot be a recurrent activation and are refused:
 
 Each element-wise function has an integer code, shared with the scalar
 implementations in :mod:`minirnn.kernels`; tests hold the two against each other.
+
+May use: numpy and scipy.
 """
 
 import numpy as np

@@ -38,6 +38,8 @@ the arguments of the Keras call, masks given explicitly.
 Masks in a model. The outputs carry the query's mask, the scores none. Keras 3's
 MultiHeadAttention removes the masks of the query, value and key tensors it reads
 (``clears_masks``), so calls after it that read those tensors see no mask.
+
+May use: numpy, :mod:`minirnn.activations` and :mod:`minirnn.blocks`.
 """
 
 import math

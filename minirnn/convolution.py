@@ -12,6 +12,8 @@ the extra one at the end.
 Mask: none of these layers supports masking in Keras 3 (no supports_masking, no
 compute_mask), so every one drops the mask: a ZeroPadding1D, Cropping1D or
 UpSampling1D after an Embedding(mask_zero=True) hands the next layer no mask.
+
+May use: numpy and :mod:`minirnn.blocks`.
 """
 
 import numpy as np

@@ -11,6 +11,8 @@ gate order.
 :func:`run` drives any step over a whole sequence with Keras' masking and
 go_backwards rules. It is the second opinion on the compiled kernels in
 :mod:`minirnn.kernels` and the source of ``layer.trace``.
+
+May use: numpy.
 """
 
 from collections import namedtuple

@@ -43,6 +43,8 @@ AVX-512; on a CPU with 256-bit vectors LLVM splits each
 vector in two, and the code stays correct everywhere). Numba compiles for the CPU
 it runs on, and its cache is keyed by that CPU, so a cache written elsewhere is
 never used here.
+
+May use: numpy, llvmlite and numba.
 """
 
 import numpy as np

@@ -9,6 +9,9 @@ Keras 2 computes other numbers in Keras 3. A model loaded with Keras 2 semantics
 uses the layers below wherever an activation is ``hard_sigmoid``: they are the
 minirnn layers, with that one function replaced, in the readable equations and in
 the compiled kernels (which have a code of their own for it).
+
+May use: numpy, :mod:`minirnn.activations`, :mod:`minirnn.equations`,
+:mod:`minirnn.kernels` and :mod:`minirnn.layers`.
 """
 
 import numpy as np

@@ -5,6 +5,9 @@ every backend), so this works whichever Keras backend is active. Anything minirn
 cannot reproduce exactly is refused with a ValueError naming the setting, never
 approximated: a custom activation function or cell, a subclass of a Keras layer,
 StackedRNNCells, convolutional recurrent layers, a mixed-precision dtype policy.
+
+May use: numpy, keras, :mod:`minirnn.activations`, :mod:`minirnn.bidirectional`,
+:mod:`minirnn.layers` and :mod:`minirnn.model`.
 """
 
 import warnings

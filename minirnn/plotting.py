@@ -9,6 +9,8 @@ and the curves of the states (c and h), each panel titled with its equation.
 Matplotlib is optional (``pip install "minirnn[plot]"``) and imported only here,
 inside the function, with the non-interactive Agg canvas: no window, no global
 backend change.
+
+May use: matplotlib.
 """
 
 import importlib

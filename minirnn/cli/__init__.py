@@ -15,6 +15,8 @@ estimates), ``models`` (saved models and input files), ``common`` (exit statuses
 hints, the seed sizes), ``tables`` (text output), ``progress`` (the progress bar),
 ``keras_support`` (Keras, imported only when a command compares with it; ``import
 minirnn.cli`` never does) and ``keras_process`` (Keras in a process of its own).
+
+May use: its own modules.
 """
 
 from .app import build_parser, main

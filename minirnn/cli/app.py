@@ -1,4 +1,7 @@
-"""The ``minirnn`` parser and entry point: one subcommand per module."""
+"""The ``minirnn`` parser and entry point: one subcommand per module.
+
+May use: :mod:`minirnn` and its own modules.
+"""
 
 import argparse
 import contextlib

@@ -1,5 +1,8 @@
 """Argument types of the command line: each checks one value as argparse reads
-it, so that a bad value is a usage error (exit 2) before any work starts."""
+it, so that a bad value is a usage error (exit 2) before any work starts.
+
+May use: matplotlib.
+"""
 
 import argparse
 import os

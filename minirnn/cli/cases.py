@@ -1,6 +1,8 @@
 """What the two verify commands share (:mod:`.verify` and :mod:`.verify_bitwise`):
 the Keras side's random cases, and how a case is named. Uses :mod:`.keras_support`
 and :mod:`.common`; imports neither command, so that neither imports the other.
+
+May use: its own modules.
 """
 
 from . import keras_support

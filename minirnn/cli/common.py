@@ -1,5 +1,8 @@
 """What every command shares: exit statuses, install hints, the seed sizes, and
-the error a command raises to stop with a usage message."""
+the error a command raises to stop with a usage message.
+
+May use: :mod:`minirnn.layers`.
+"""
 
 from ..layers import GRU, LSTM, SimpleRNN
 

@@ -3,6 +3,8 @@
 lstm1, lstm2, gru1, gru2 (T=8, D=2, M=3, return_state=True, without and with
 return_sequences=True; both LSTMs and both GRUs share their weights), the four
 claims checked on the arrays, and the same experiments run in Keras.
+
+May use: numpy, :mod:`minirnn.bitwise` and its own modules.
 """
 
 from collections import namedtuple

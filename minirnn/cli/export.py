@@ -3,7 +3,10 @@
 The model is loaded with minirnn.load_model (no TensorFlow), written as ONNX graph by
 :func:`minirnn.bridge.onnx.to_onnx`, and run in ONNX Runtime on example inputs before
 the file is written: a model or setting that cannot be exported exactly is refused
-with the layer, its class and the reason (exit 2), and nothing is written."""
+with the layer, its class and the reason (exit 2), and nothing is written.
+
+May use: :mod:`minirnn.bridge.onnx` and its own modules.
+"""
 
 from . import models
 from .arguments import add_model_arguments, output_file

@@ -13,6 +13,8 @@ JOB.json: {"model": path, "weights": path or null (with a JSON architecture),
 as arr_0, arr_1, ... in order; each output .npz gets the model's outputs the same
 way, from the eager call ``model(x, training=False)``. RESULT.json says
 {"status": "ok" | "unavailable" | "error", "message", "keras_version"}.
+
+May use: numpy, keras and tf_keras.
 """
 
 import json

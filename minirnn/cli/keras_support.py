@@ -2,6 +2,8 @@
 
 ``import minirnn`` and ``import minirnn.cli`` never import it; the commands call
 :func:`import_keras` when they run and say how to install Keras when it fails.
+
+May use: keras.
 """
 
 import contextlib

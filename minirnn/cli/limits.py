@@ -4,6 +4,8 @@ A command estimates the bytes it would allocate for the sizes asked for (the
 largest arrays it makes, and what building the weights needs) and refuses with
 the sizes and the estimate when that is more than half of the memory available
 now, instead of ending in a MemoryError or in the system's out-of-memory killer.
+
+May use: its own modules.
 """
 
 import os

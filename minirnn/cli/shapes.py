@@ -1,5 +1,8 @@
 """minirnn shapes: what each configuration returns, and the shapes, computed live
-and confirmed by running the same layers in Keras."""
+and confirmed by running the same layers in Keras.
+
+May use: numpy, :mod:`minirnn.bidirectional` and its own modules.
+"""
 
 from collections import namedtuple
 

@@ -1,6 +1,9 @@
 """minirnn summary: what a saved model holds, read without TensorFlow: its layers
 (class, output shape, parameters, what each reads), its inputs and outputs, and
-whose numbers it gives (Keras 2 or Keras 3 semantics)."""
+whose numbers it gives (Keras 2 or Keras 3 semantics).
+
+May use: its own modules.
+"""
 
 from . import models
 from .arguments import add_model_arguments

@@ -1,4 +1,7 @@
-"""Plain-text output: tables, shapes, short numbers, JSON-safe values."""
+"""Plain-text output: tables, shapes, short numbers, JSON-safe values.
+
+May use: its own modules.
+"""
 
 import json
 import math

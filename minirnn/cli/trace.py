@@ -1,5 +1,9 @@
 """minirnn trace: every gate of a layer over one sequence, its equation and
-statistics, and optionally a picture (heatmaps of the gates, curves of the states)."""
+statistics, and optionally a picture (heatmaps of the gates, curves of the states).
+
+May use: numpy, :mod:`minirnn.bidirectional`, :mod:`minirnn.bridge.torch`,
+:mod:`minirnn.layers`, :mod:`minirnn.plotting` and its own modules.
+"""
 
 import os
 from collections import namedtuple

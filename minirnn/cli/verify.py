@@ -1,6 +1,8 @@
 """minirnn verify: random configurations over the whole argument space (the
 property tests' generator), each run in minirnn and Keras; the worst errors by
 layer and by argument value. ``--bitwise`` is in :mod:`.verify_bitwise`.
+
+May use: numpy, :mod:`minirnn` and its own modules.
 """
 
 import numpy as np

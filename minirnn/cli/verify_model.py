@@ -6,6 +6,8 @@ files and Keras 3 .h5 files, tf-keras (Keras 2) for the files Keras 2 wrote (the
 model's semantics "keras2"), never both in one process. The inputs are the user's
 (--input) or the model's example inputs, twice: padded at the end and at the start
 (padding only matters where the model masks).
+
+May use: numpy, :mod:`minirnn`, :mod:`minirnn.bitwise` and its own modules.
 """
 
 import json

@@ -8,6 +8,8 @@ in a file is imported, unpickled or executed (see :mod:`minirnn.files.safety`), 
 the reading runs in a child process where the platform can fork
 (:mod:`minirnn.files.isolation`), so that a file which crashes the HDF5 library
 gives an error instead.
+
+May use: its own modules.
 """
 
 import os

@@ -34,6 +34,8 @@ Every length, offset and count is checked before it is used, block and tensor
 checksums are verified, and every problem raises
 :class:`~minirnn.files.safety.FileFormatError` naming the file (a ValueError from
 :func:`read_table`, which is given bytes; :class:`Bundle` adds the file).
+
+May use: numpy and its own modules.
 """
 
 import math

@@ -7,6 +7,8 @@ in a forked child; the parent receives the configuration as JSON and the arrays 
 raw bytes described by that JSON (dtype and shape; nothing is unpickled), and turns
 a child that died, hung or failed into a :class:`FileFormatError` naming the file.
 Elsewhere the readers run in the calling process.
+
+May use: numpy, h5py, :mod:`minirnn.files` and its own modules.
 """
 
 import gc

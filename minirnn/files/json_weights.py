@@ -11,6 +11,8 @@ Keras 2 code and packages often ship ``model.to_json()`` next to
 - Keras 3's is ``model.weights.h5`` of a .keras file (``layers/<name>/vars/<i>``).
 
 The layout of the weights file decides how it is read, whatever its name.
+
+May use: h5py, :mod:`minirnn.files` and its own modules.
 """
 
 import io

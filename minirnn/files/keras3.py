@@ -9,6 +9,8 @@ and nested objects sit under ``cell``, ``cell/cells/<name>``, ``forward_layer``,
 ``backward_layer`` and ``layer``; a MultiHeadAttention's projections under
 ``query_dense``, ``key_dense``, ``_gate_dense``, ``value_dense`` and ``output_dense``
 (tf-keras' weight files: ``_query_dense``, ``_key_dense``, ...).
+
+May use: h5py, :mod:`minirnn.files` and its own modules.
 """
 
 import io

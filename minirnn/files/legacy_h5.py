@@ -5,6 +5,8 @@ The root attribute ``model_config`` holds the configuration as JSON; the group
 ``model_weights`` holds one group per layer name whose attribute ``weight_names``
 lists its datasets in get_weights() order (that order is trusted, not the dataset
 names). Attributes over 64 KB are split into ``name0``, ``name1``, ...
+
+May use: numpy, h5py, :mod:`minirnn.files` and its own modules.
 """
 
 import numpy as np

@@ -26,6 +26,8 @@ of bounds nor make the parser recurse or loop without end. Every problem raises
 
 A message type is described by a :class:`Message`: field number -> :class:`Field`
 (name, kind, repeated, and for kind "message" the nested :class:`Message`).
+
+May use: its own modules.
 """
 
 import struct

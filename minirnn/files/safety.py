@@ -10,6 +10,8 @@
   datasets can point outside the file and are refused.
 
 Every problem is a :class:`FileFormatError` (a ValueError) that names the file.
+
+May use: numpy and h5py.
 """
 
 import json

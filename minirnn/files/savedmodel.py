@@ -35,6 +35,8 @@ layer. A folder saved with ``save_traces=False`` has no such lists; there the or
 comes from the layer's structure (:func:`tracked_variables`). The variables of the
 optimizer (its slots and step count) and of metrics are never reached from a layer
 and are ignored.
+
+May use: :mod:`minirnn.files` and its own modules.
 """
 
 import os

@@ -7,7 +7,7 @@ uses FMA in its fused LSTM and GRU, plain operations elsewhere), and libm's in
 float64. ``activate_gate`` applies an activation to one gate block of every batch
 row, through vectorised loops where the activation has one.
 
-May use: numpy, numba, and :mod:`minirnn.kernels.compiler`.
+May use: numpy, numba, :mod:`minirnn.exact` and its own modules (the compiler hints).
 """
 
 import math

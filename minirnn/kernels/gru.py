@@ -11,8 +11,8 @@ Per step, for every batch row, with x W + b_x split into gate blocks::
 shares its batch with a worker (``_ask_gru`` / ``_gru_job``). ``_gru_rows`` is the
 one-pass step (reset_after=True, Keras' default activations).
 
-May use: numpy, numba, :mod:`minirnn.parallel.handoff` and the kernels' own
-modules.
+May use: numpy, numba, llvmlite, :mod:`minirnn.exact`, :mod:`minirnn.gemm`,
+:mod:`minirnn.parallel.handoff` and its own modules.
 """
 
 import numpy as np

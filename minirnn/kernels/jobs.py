@@ -4,7 +4,7 @@
 kind the first time a layer shares a call of that kind, on the calling thread,
 and returns its address, which the caller writes with the job.
 
-May use: numba, :mod:`minirnn.kernels.sharing` and the cells' kernel modules.
+May use: numba and its own modules (the cells' kernels and their jobs).
 """
 
 import numba

@@ -11,8 +11,8 @@ shares its batch with a worker (a job, ``_ask_lstm`` / ``_lstm_job``).
 ``_lstm_rows`` is the one-pass step for Keras' default activations: each unit's
 four gates and two states in one vectorised loop.
 
-May use: numpy, numba, :mod:`minirnn.parallel.handoff` and the kernels' own
-modules.
+May use: numpy, numba, llvmlite, :mod:`minirnn.exact`, :mod:`minirnn.gemm`,
+:mod:`minirnn.parallel.handoff` and its own modules.
 """
 
 import numpy as np

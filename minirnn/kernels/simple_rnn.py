@@ -2,8 +2,8 @@
 
 Per step, for every batch row: ``h = act(x W + h U + b)``.
 
-May use: numpy, numba, :mod:`minirnn.parallel.handoff` and the kernels' own
-modules.
+May use: numpy, numba, llvmlite, :mod:`minirnn.exact`, :mod:`minirnn.gemm`,
+:mod:`minirnn.parallel.handoff` and its own modules.
 """
 
 import numpy as np
