@@ -10,18 +10,25 @@ ingredient and says which one is missing:
 
 - x86-64 Linux with the GNU C library (Eigen's scalar sigmoid calls its expf; the
   denormal flags are x86's);
-- AVX-512 (F, BW, VL, DQ) and FMA: oneDNN's avx512_core kernels, whose summation
-  order was measured; ONEDNN_MAX_CPU_ISA not lowering it, TF_ENABLE_ONEDNN_OPTS not
-  turning oneDNN off (both change the order);
-- TensorFlow 2.21 if TensorFlow is installed (the measured Eigen and build flags;
-  Eigen's tanh changed in 2024, for example);
-- the compiled arithmetic of this machine reproduces recorded TensorFlow results:
-  activations with their scalar tail, denormal flushing, and products on both
-  sides of oneDNN's 384 block (``reference/bitwise_vectors.py`` records them).
+- the kernels oneDNN picks for float32 products, each with its measured summation
+  order (:mod:`minirnn.exact`): its avx512_core kernels on a CPU with AVX-512 (F,
+  BW, VL, DQ) and FMA, its AVX2 kernels on a CPU with AVX2 and FMA but no AVX-512,
+  or on an AVX-512 CPU where ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA) caps oneDNN
+  at AVX2, AVX2_VNNI or AVX2_VNNI_2. Other caps (AVX, SSE41: other kernels, no
+  fused multiply-adds) and TF_ENABLE_ONEDNN_OPTS=0 (Eigen's products: another
+  order for single rows and K > 768) are refused with what was measured;
+- TensorFlow 2.21 if TensorFlow is installed (the measured Eigen, oneDNN 3.7 and
+  build flags; Eigen's tanh changed in 2024, for example);
+- the compiled arithmetic of this machine reproduces recorded TensorFlow results
+  for the kernels modelled: activations with their scalar tail, denormal flushing,
+  and products across oneDNN's K blocks and tiles (``reference/bitwise_vectors.py``
+  records them, one set per kernel family).
 
 Only float32, and only the activations in :data:`ACTIVATIONS`, are modelled: the
 others go through Eigen's exp, expm1, log1p, erf or pow, which minirnn computes
 with other formulas.
+
+May use: numpy, :mod:`minirnn.exact` and :mod:`minirnn.kernels`.
 """
 
 import functools
@@ -35,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["bitwise_support", "bitwise_differences", "BitwiseSupport", "BitwiseUnsupportedError", "ACTIVATIONS",
-           "MODELLED_TENSORFLOW"]
+           "MODELLED_TENSORFLOW", "onednn_kernels"]
 
 MODELLED_TENSORFLOW = "2.21"
 # Activations whose TensorFlow float32 result minirnn reproduces bit for bit
@@ -67,13 +74,28 @@ def _l2_bytes():
 # split between threads (unmodelled_product): the L2 cache size, in floats.
 SINGLE_ROW_SPLIT = _l2_bytes() // 4
 _CPU_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq", "fma")
+_AVX2_FLAGS = ("avx2", "fma")
+# ONEDNN_MAX_CPU_ISA values (oneDNN reads them without regard to case) measured to
+# give the AVX2 kernels' bits, and those measured to leave the avx512_core kernels
+# (with float32 products they pick the same sgemm); "ALL" is oneDNN's default.
+_AVX2_CAPS = ("AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+_AVX512_CAPS = ("ALL", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
+                "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16")
+_OTHER_KERNEL_CAPS = ("SSE41", "AVX")
 _TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel",
                              "tf-nightly", "tf-nightly-cpu")
-# SHA-256 of the self-test results as TensorFlow 2.21 computes them on an AVX-512
-# CPU (reference/bitwise_vectors.py prints them).
+# SHA-256 of the self-test results as TensorFlow 2.21 computes them, per kernel
+# family of oneDNN (reference/bitwise_vectors.py prints them): on an AVX-512 CPU,
+# and on the same CPU with ONEDNN_MAX_CPU_ISA=AVX2. The activations are Eigen's,
+# compiled into TensorFlow: the same on both.
 SELF_TEST_DIGESTS = {
     "activations": "8b39c2d36b8e4586c440b6ced4714666f08bfe26241a429542811fad8f1b40a8",
-    "products": "6c80d812c1e175c14130a3346c6934999d68aa85fdfb7d04f7dc8b54f4f8adb6",
+    "products": "1515ae9b64e89d49a8d32b5517306321f7cee8b46eb3ab8633f3adfdaa9a5070",
+}
+SELF_TEST_DIGESTS_AVX2 = {
+    "activations": "8b39c2d36b8e4586c440b6ced4714666f08bfe26241a429542811fad8f1b40a8",
+    "products": "f7fd19f49be230f411ee4128f4bd5b18b5bbc2b871d1bb642f299b73b2850602",
 }
 
 
@@ -131,12 +153,17 @@ def _sample_values(n, scale, offset=0):
     return (((k * 7919) % 4001 - 2000) / (2000.0 / scale)).astype(np.float32)
 
 
+SELF_TEST_PRODUCTS = ((2, 400, 5), (1, 400, 5), (3, 1000, 3), (7, 300, 20))
+
+
 def self_test_results():
     """The self-test's outputs, as {part: float32 array}, computed by minirnn.exact.
 
     activations: sigmoid and tanh of 69 values (a tail of 5 on the scalar path) plus
     inputs whose results are denormal; products: (2, 400) @ (400, 5), oneDNN's two
-    blocks, and (1, 400) @ (400, 5), one chain, and (3, 1000) @ (1000, 3).
+    blocks, and (1, 400) @ (400, 5), one chain, and (3, 1000) @ (1000, 3), and
+    (7, 300) @ (300, 20) (on AVX2 every tile code: 16 and 8 columns, 6 rows and 1).
+    The products follow the platform model set (minirnn.exact.set_platform).
     """
     from . import exact, kernels
 
@@ -151,7 +178,7 @@ def self_test_results():
             outputs.append(out)
         parts["activations"] = np.concatenate(outputs)
         products = []
-        for rows, K, N in ((2, 400, 5), (1, 400, 5), (3, 1000, 3)):
+        for rows, K, N in SELF_TEST_PRODUCTS:
             a = _sample_values(rows * K, 1.0, 1).reshape(rows, K)
             b = _sample_values(K * N, 1.0, 7).reshape(K, N)
             out = np.empty((rows, N), np.float32)
@@ -182,6 +209,51 @@ def _digest(array):
     return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
 
 
+def onednn_kernels(flags, environ, details=None):
+    """The oneDNN kernel family TensorFlow's float32 products run on, if modelled.
+
+    Args:
+        flags: the CPU's flags (as /proc/cpuinfo lists them).
+        environ: the environment (ONEDNN_MAX_CPU_ISA and DNNL_MAX_CPU_ISA are read).
+        details: a dict to add what was found to, or None.
+
+    Returns:
+        ("AVX-512" or "AVX2", "") when modelled, else (None, the reason).
+    """
+    details = {} if details is None else details
+    avx512 = all(flag in flags for flag in _CPU_FLAGS)
+    avx2 = all(flag in flags for flag in _AVX2_FLAGS)
+    if avx512:
+        details["CPU"] = "AVX-512 (F, BW, VL, DQ) and FMA"
+    elif avx2:
+        details["CPU"] = "AVX2 and FMA, no AVX-512"
+    else:
+        missing = [flag for flag in _AVX2_FLAGS if flag not in flags]
+        details["CPU"] = f"lacks {', '.join(missing)}"
+        return None, ("oneDNN's summation order was measured with its AVX-512 and its "
+                      f"AVX2 kernels (with FMA); this CPU lacks {', '.join(missing)}.")
+    kernels = "AVX-512" if avx512 else "AVX2"
+    for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = environ.get(variable, "")
+        if not value:
+            continue
+        details[variable] = value
+        cap = value.upper()
+        if cap in _AVX2_CAPS:
+            kernels = "AVX2"
+        elif cap in _OTHER_KERNEL_CAPS:
+            return None, (f"{variable}={value} makes oneDNN use other kernels, which sum "
+                          "in another order (measured: 1-2 of 150 random products "
+                          "identical to either modelled order; no fused multiply-adds).")
+        elif cap not in _AVX512_CAPS:
+            return None, (f"{variable}={value} is not a value whose kernels were "
+                          f"measured (modelled: {', '.join(_AVX2_CAPS + _AVX512_CAPS)}).")
+        break  # oneDNN reads ONEDNN_MAX_CPU_ISA first
+    details["oneDNN kernels"] = kernels + (" (capped)" if avx512 and kernels == "AVX2"
+                                           else "")
+    return kernels, ""
+
+
 @functools.lru_cache(maxsize=None)
 def _support():
     details = {}
@@ -195,26 +267,23 @@ def _support():
     if libc != "glibc":
         return BitwiseSupport(False, "the mode models the GNU C library's expf; this "
                               f"system's C library is {libc or 'unknown'}.", details)
-    flags = _cpu_flags()
-    missing = [flag for flag in _CPU_FLAGS if flag not in flags]
-    details["CPU"] = "AVX-512 (F, BW, VL, DQ) and FMA" if not missing else \
-        f"lacks {', '.join(missing)}"
-    if missing:
-        return BitwiseSupport(False, "oneDNN's summation order was measured with its "
-                              f"AVX-512 kernels; this CPU lacks {', '.join(missing)}.",
-                              details)
-    for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
-        value = os.environ.get(variable, "")
-        if value and value.upper() != "ALL":
-            details[variable] = value
-            return BitwiseSupport(False, f"{variable}={value} makes oneDNN use other "
-                                  "kernels, which sum in another order.", details)
+    kernels, reason = onednn_kernels(_cpu_flags(), os.environ, details)
+    if kernels is None:
+        return BitwiseSupport(False, reason, details)
     value = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")
     if value.lower() in ("0", "false", "off", "no"):
         details["TF_ENABLE_ONEDNN_OPTS"] = value
         return BitwiseSupport(False, f"TF_ENABLE_ONEDNN_OPTS={value} sends TensorFlow's "
-                              "products through Eigen, which sums in another order.",
-                              details)
+                              "products through Eigen, which sums in another order "
+                              "(measured, TensorFlow 2.21 on AVX-512: products of a "
+                              "single row, and of more than 768 terms, differ from "
+                              "oneDNN's in 29-100% of their elements; those of 2 or "
+                              "more rows and K <= 768 were identical).", details)
+    numba_cpu = os.environ.get("NUMBA_CPU_NAME", "")
+    if numba_cpu:
+        features = os.environ.get("NUMBA_CPU_FEATURES", "") or "those of the name"
+        details["Numba CPU"] = f"{numba_cpu} (features: {features}); the bits do not "\
+            "depend on it (each operation is one IEEE rounding)"
     name, version = _installed_tensorflow()
     if name is None:
         details["TensorFlow"] = (f"not installed (the mode models {MODELLED_TENSORFLOW}; "
@@ -225,12 +294,16 @@ def _support():
             return BitwiseSupport(False, f"{name} {version} is installed; the mode models "
                                   f"TensorFlow {MODELLED_TENSORFLOW} (its Eigen formulas "
                                   "and build flags).", details)
+    from . import exact
+    exact.set_platform(exact.AVX2 if kernels == "AVX2" else exact.AVX512,
+                       tensorflow_threads(), _l2_bytes())
+    digests = SELF_TEST_DIGESTS_AVX2 if kernels == "AVX2" else SELF_TEST_DIGESTS
     try:
         parts = self_test_results()
     except Exception as error:  # noqa: BLE001 - any failure means "not supported"
         return BitwiseSupport(False, f"the self-test could not run ({error}).", details)
     failed = [part for part, array in parts.items()
-              if _digest(array) != SELF_TEST_DIGESTS[part]]
+              if _digest(array) != digests[part]]
     details["self-test"] = "failed: " + ", ".join(failed) if failed else \
         "passed (activations, products)"
     if failed:
@@ -287,7 +360,7 @@ def unmodelled_product(batch, K, N, threads):
     """Why the summation order of a (batch x K) @ (K x N) product is not modelled, or
     None when it is.
 
-    Two cases are not, both measured against TensorFlow 2.21:
+    These cases are not, all measured against TensorFlow 2.21:
 
     - one output column (N = 1) and several rows: oneDNN's matrix-vector kernel,
       whose order is not a sequential chain (K = 1 is a single product, exact);
@@ -297,12 +370,21 @@ def unmodelled_product(batch, K, N, threads):
       about 264,750 floats for N = 2, 4, 16 and 64 (K = 88,255, 52,953, 15,574, 4,073)
       and 266,560 for (1 x 320) @ (320 x 832); none below 2^18 = 262,144 floats (the
       L2 size) was split. Products with K (N + 1) at or above the L2 size, in floats,
-      are refused.
+      are refused;
+    - on AVX2 (minirnn.exact's AVX2 model), products large in both rows and
+      columns (1/batch + 1/N < 0.0038), which oneDNN sends to its copying kernels.
     """
     if batch >= 2 and N == 1 and K > 1:
         return (f"a ({batch} x {K}) @ ({K} x 1) product goes through oneDNN's "
                 "matrix-vector kernel, whose summation order minirnn does not model "
                 "(a layer with units=1, or implementation=1 and units=1)")
+    from . import exact
+    if exact._PLATFORM_CELLS[0] == exact.AVX2 and batch >= 2 and N >= 1 and \
+            1.0 / N + 1.0 / batch < 0.0038:
+        return (f"on AVX2, oneDNN sums a ({batch} x {K}) @ ({K} x {N}) product, large in "
+                "both rows and columns (1/rows + 1/columns < 0.0038), with its copying "
+                "kernels, whose order minirnn does not model (measured: 1% of the "
+                "elements of (600 x 64) @ (64 x 600) differ); use a smaller batch")
     if batch == 1 and threads > 1 and K * (N + 1) >= SINGLE_ROW_SPLIT:
         return (f"with a batch of 1 and TensorFlow on {threads} threads, oneDNN may split "
                 f"the (1 x {K}) @ ({K} x {N}) product between threads, by a rule minirnn "
@@ -320,7 +402,13 @@ def check_products(batch, products, where):
         products: (K, N) of every weight product per step.
         where: the layer, for the message.
     """
-    threads = tensorflow_threads() if batch == 1 else 0
+    from . import exact
+    threads = tensorflow_threads()
+    # On AVX2 the tiles of a product depend on how oneDNN shares it between threads,
+    # and on its columns (implementation=1: one product per gate, which the kernels
+    # compute side by side).
+    widths = {N for K, N in products}
+    exact.set_platform(threads=threads, columns=widths.pop() if len(widths) == 1 else 0)
     for K, N in products:
         reason = unmodelled_product(batch, K, N, threads)
         if reason:

@@ -1,5 +1,8 @@
 """minirnn verify --bitwise: random float32 configurations in the bitwise mode;
-per case, whether minirnn's bits equal Keras' and how many elements differ."""
+per case, whether minirnn's bits equal Keras' and how many elements differ.
+
+May use: numpy, :mod:`minirnn`, :mod:`minirnn.bitwise` and its own modules.
+"""
 
 import numpy as np
 

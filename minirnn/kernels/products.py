@@ -79,9 +79,14 @@ def _exact_product(a, b, panels, out, rows_per_product):
 
     Each block is a chain in the order the packed tiles sum, so the tiles compute
     it (gemm.matmul_over); without panels (then out is as wide as b, see _width),
-    minirnn.exact does."""
+    minirnn.exact does. On the AVX2 platform (minirnn.exact.set_platform) the tiles'
+    single chains are not oneDNN's order: minirnn.exact computes every product,
+    into the first columns of ``out`` (which may be as wide as the panels)."""
     if panels.shape[0] == 0:
         _exact.matmul(a, b, out, rows_per_product)
+        return
+    if _exact._platform_cell(0) == _exact.AVX2:
+        _exact.matmul(a, b, out[:, :b.shape[1]], rows_per_product)
         return
     bounds = _exact._k_bounds(b.shape[0], rows_per_product == 1)
     _packed_product(a, panels, out, bounds[0], bounds[1])
