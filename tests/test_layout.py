@@ -1,6 +1,6 @@
 """The package's layout rules (docs/design.md, "What each module may import").
 
-- Every module's opening docstring ends with a ``May use:`` line naming what it may
+- Every module's opening docstring has a ``May use:`` paragraph naming what it may
   import: third-party packages by name, minirnn's modules as ``minirnn.x`` in
   backquotes (a package's name covers its modules; `minirnn` alone, the public
   names), and "its own modules" for the other modules of its package. Each import in the module, at any depth, must be
@@ -77,7 +77,7 @@ def allowed(module):
     ``minirnn.x`` modules it names, whether it allows the module's own package's other
     modules: "its own modules"), or None without one."""
     doc = ast.get_docstring(ast.parse(open(MODULES[module], encoding="utf-8").read())) or ""
-    match = re.search(r"May (?:use|import):(.*)", doc, re.S)
+    match = re.search(r"May (?:use|import):(.*?)(?:\n\s*\n|$)", doc, re.S)  # its paragraph
     if not match:
         return None
     text = match.group(1)

@@ -305,3 +305,208 @@ def test_corpus_files_export_or_are_refused_with_the_reason():
     for name, why in refused.items():
         print(f"  refused {name}: {why[:160]}")
     assert len(exported) >= 20
+
+
+# ---- streaming export -----------------------------------------------------------------
+#
+# Small models written as Keras 3 configurations (no TensorFlow needed), random weights;
+# exported with streaming=True, whose own check already feeds slices; the tests feed the
+# written file again, slices of 1 and of uneven lengths, the carried values threaded
+# through, against the stateful minirnn model fed the same slices.
+
+STREAM_T = 11
+STREAM_CUTS = {"ones": [1] * STREAM_T, "uneven": [3, 1, 5, 2]}
+
+
+def _layer(class_name, name, **config):
+    return {"class_name": class_name, "config": {"name": name, "dtype": "float32", **config}}
+
+
+def _sequential(layers, input_shape, input_dtype="float32"):
+    return {"class_name": "Sequential", "config": {"name": "stream", "layers": [
+        {"class_name": "InputLayer",
+         "config": {"name": "x", "batch_shape": [None, *input_shape], "dtype": input_dtype}},
+        *layers]}}
+
+
+def _streaming_model(layers, weights, input_shape, input_dtype="float32", dtype=None,
+                     stateful=False, seed=0):
+    """A minirnn Model from a Sequential configuration; ``weights``: name -> shapes,
+    filled with random numbers."""
+    from minirnn import files
+    rng = np.random.default_rng(seed)
+    arrays = {name: [(rng.standard_normal(shape) * 0.5).astype("float32") for shape in shapes]
+              for name, shapes in weights.items()}
+    saved = files.SavedModel(_sequential(layers, input_shape, input_dtype), arrays,
+                             {"path": None, "format": "memory", "keras_version": "3.0.0",
+                              "semantics": "keras3"})
+    return minirnn.Model(saved, dtype=dtype, stateful=stateful)
+
+
+def _recurrent_weights(cell, D, M, reset_after=True):
+    G = GATES[cell] * M
+    return [(D, G), (M, G), (2, G) if cell == "GRU" and reset_after else (G,)]
+
+
+def _padded_floats(batch, D, seed=0):
+    """Float inputs with all-zero steps (masked by Masking) at the start of a row, in its
+    middle and at its end, some of which begin or fill a slice."""
+    x = np.random.default_rng(seed).standard_normal((batch, STREAM_T, D)).astype("float32")
+    x[0, 4:6] = 0     # inside the uneven slice 4:9, and steps 4 and 5 of the ones
+    x[-1, :2] = 0     # before anything, filling slices
+    x[batch // 2, 9:] = 0
+    return x
+
+
+def _stream_both(model, path, x, cuts):
+    """The model's outputs (stateful minirnn, ONNX Runtime on the file) over x fed in
+    slices of these lengths, each joined along time; and the final carried values."""
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    pairs = bridge.streaming_states(onnx.load(path))
+    inputs = session.get_inputs()
+    carry = {i.name: np.zeros([x.shape[0] if isinstance(n, str) or n is None else n
+                               for n in i.shape],
+                              np.float64 if "double" in i.type else np.float32)
+             for i in inputs[1:]}
+    model.stateful = True
+    ours, theirs, start = [], [], 0
+    for length in cuts:
+        part = np.ascontiguousarray(x[:, start:start + length])
+        ours.append(model(part))
+        got = session.run(None, {inputs[0].name: part, **carry})
+        theirs.append(got[0])
+        for pair, value in zip(pairs, got[1:]):
+            carry[pair["input"]] = value
+        start += length
+    axis = 1 if ours[0].ndim == 3 else 0
+    join = (lambda parts: np.concatenate(parts, axis=1)) if axis == 1 else \
+        (lambda parts: np.stack(parts, axis=1))
+    return join(ours), join(theirs), carry
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_streaming_export_one_recurrent_layer(tmp_path, cell, dtype):
+    """Masking -> cell (return_sequences) -> Dense: the states are inputs
+    <layer>_h_in (_c_in) and outputs <layer>_h_out (_c_out); masked runs inside
+    slices and at their starts."""
+    model = _streaming_model(
+        [_layer("Masking", "masking", mask_value=0.0),
+         _layer(cell, "rnn", units=4, return_sequences=True),
+         _layer("Dense", "dense", units=2, activation="tanh")],
+        {"rnn": _recurrent_weights(cell, 3, 4), "dense": [(4, 2), (2,)]}, [None, 3],
+        dtype=dtype)
+    path = str(tmp_path / "stream.onnx")
+    proto = bridge.to_onnx(model, path, streaming=True)
+    states = ["h", "c"] if cell == "LSTM" else ["h"]
+    assert [i.name for i in proto.graph.input] == ["x"] + [f"rnn_{s}_in" for s in states]
+    assert [o.name for o in proto.graph.output][1:] == [f"rnn_{s}_out" for s in states]
+    assert not model.stateful                       # given back as it was
+    x = _padded_floats(3, 3)   # float32, as the graph input (the model casts it)
+    for name, cuts in STREAM_CUTS.items():
+        ours, theirs, carry = _stream_both(model, path, x, cuts)
+        assert_close(ours, theirs)
+        for k, s in enumerate(states):
+            assert_close(model.get_layer("rnn").states[k], carry[f"rnn_{s}_in"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streaming_export_stacked_with_embedding(tmp_path, dtype):
+    """Embedding(mask_zero) -> LSTM -> GRU (reset_after=False) -> SimpleRNN without
+    return_sequences -> Dense: each call's output is the value after its slice."""
+    model = _streaming_model(
+        [_layer("Embedding", "embedding", input_dim=12, output_dim=5, mask_zero=True),
+         _layer("LSTM", "lstm", units=4, return_sequences=True),
+         _layer("GRU", "gru", units=3, return_sequences=True, reset_after=False),
+         _layer("SimpleRNN", "rnn", units=5),
+         _layer("Dense", "dense", units=2)],
+        {"embedding": [(12, 5)], "lstm": _recurrent_weights("LSTM", 5, 4),
+         "gru": _recurrent_weights("GRU", 4, 3, reset_after=False),
+         "rnn": _recurrent_weights("SimpleRNN", 3, 5), "dense": [(5, 2), (2,)]},
+        [None], "int32", dtype=dtype)
+    path = str(tmp_path / "stacked.onnx")
+    proto = bridge.to_onnx(model, path, streaming=True)
+    assert [p["input"] for p in bridge.streaming_states(proto)] == [
+        "lstm_h_in", "lstm_c_in", "gru_h_in", "rnn_h_in"]
+    x = np.random.default_rng(4).integers(1, 12, (3, STREAM_T)).astype("int32")
+    x[0, 3:7], x[1, :4], x[2, 8:] = 0, 0, 0
+    for name, cuts in STREAM_CUTS.items():
+        ours, theirs, _ = _stream_both(model, path, x, cuts)
+        assert_close(ours, theirs)
+        assert ours.shape == (3, len(cuts), 2)
+
+
+def test_streaming_export_causal_conv_carries_its_past_inputs(tmp_path):
+    """A causal dilated Conv1D carries its last (3 - 1) * 2 input steps."""
+    model = _streaming_model(
+        [_layer("Conv1D", "conv", filters=4, kernel_size=[3], padding="causal",
+                dilation_rate=[2], activation="relu"),
+         _layer("LSTM", "lstm", units=3, return_sequences=True),
+         _layer("Dense", "dense", units=2)],
+        {"conv": [(3, 2, 4), (4,)], "lstm": _recurrent_weights("LSTM", 4, 3),
+         "dense": [(3, 2), (2,)]}, [None, 2])
+    path = str(tmp_path / "conv.onnx")
+    proto = bridge.to_onnx(model, path, streaming=True)
+    past = next(i for i in proto.graph.input if i.name == "conv_past_in")
+    assert [d.dim_value for d in past.type.tensor_type.shape.dim][1:] == [4, 2]
+    x = np.random.default_rng(5).standard_normal((2, STREAM_T, 2)).astype("float32")
+    for name, cuts in STREAM_CUTS.items():
+        ours, theirs, _ = _stream_both(model, path, x, cuts)
+        assert_close(ours, theirs)
+
+
+def test_a_stateful_model_exports_streaming_and_keeps_its_states(tmp_path):
+    """streaming=None follows model.stateful; the check runs the model on its own
+    slices and gives it back with the states it had; streaming=False is refused for
+    a stateful model, streaming=True for a layer."""
+    model = _streaming_model(
+        [_layer("LSTM", "lstm", units=3, return_sequences=True)],
+        {"lstm": _recurrent_weights("LSTM", 2, 3)}, [None, 2], stateful=True)
+    x = np.random.default_rng(6).standard_normal((2, 6, 2)).astype("float32")
+    model(x[:, :3])
+    states = [s.copy() for s in model.get_layer("lstm").states]
+    proto = bridge.export_model(model)
+    assert bridge.streaming_states(proto)
+    assert model.stateful
+    for before, after in zip(states, model.get_layer("lstm").states):
+        assert np.array_equal(before, after)
+    fresh = _streaming_model([_layer("LSTM", "lstm", units=3, return_sequences=True)],
+                             {"lstm": _recurrent_weights("LSTM", 2, 3)}, [None, 2])
+    np.testing.assert_array_equal(model(x[:, 3:]), fresh(x)[:, 3:])
+    with pytest.raises(ValueError, match="stateful.*streaming=True"):
+        bridge.export_model(model, streaming=False)
+    with pytest.raises(ValueError, match="whole Model"):
+        bridge.export_model(make(minirnn.LSTM), streaming=True)
+
+
+@pytest.mark.parametrize("layers, weights, why", [
+    ([_layer("Bidirectional", "bi", layer=_layer("GRU", "g", units=2, return_sequences=True))],
+     {"bi": _recurrent_weights("GRU", 2, 2) * 2},
+     r"layer 'bi' \(Bidirectional\).*backward layer"),
+    ([_layer("LSTM", "back", units=2, return_sequences=True, go_backwards=True)],
+     {"back": _recurrent_weights("LSTM", 2, 2)}, r"layer 'back' \(LSTM\).*go_backwards"),
+    ([_layer("Conv1D", "conv", filters=2, kernel_size=[3], padding="same")],
+     {"conv": [(3, 2, 2), (2,)]}, r"layer 'conv' \(Conv1D\).*padding='same'"),
+    ([_layer("LSTM", "lstm", units=2, return_sequences=True),
+      _layer("MaxPooling1D", "pool", pool_size=[2])],
+     {"lstm": _recurrent_weights("LSTM", 2, 2)}, r"layer 'pool' \(MaxPooling1D\).*pools"),
+], ids=["bidirectional", "go_backwards", "same_conv", "pooling"])
+def test_streaming_export_refuses_what_cannot_stream(tmp_path, layers, weights, why):
+    model = _streaming_model(layers, weights, [None, 2])
+    path = str(tmp_path / "never.onnx")
+    with pytest.raises(ValueError, match="exported for streaming: " + why):
+        bridge.to_onnx(model, path, streaming=True)
+    assert not os.path.exists(path)
+    assert not model.stateful
+    bridge.export_model(model)     # the whole-sequence graph still exports
+
+
+def test_a_streaming_graph_that_computes_something_else_is_refused():
+    model = _streaming_model([_layer("GRU", "gru", units=3, return_sequences=True)],
+                             {"gru": _recurrent_weights("GRU", 2, 3)}, [None, 2])
+    proto = bridge.export_model(model, streaming=True)
+    for node in proto.graph.node:     # carry the state out before the update
+        if node.output[0] == "gru_h_out":
+            node.input[0] = "gru_h_in"
+    with pytest.raises(bridge.ExportError, match="gru_h_out|differs"):
+        bridge.check_export(proto, model)   # streaming: from the metadata

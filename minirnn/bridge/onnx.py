@@ -1,8 +1,10 @@
 """minirnn layers and whole models written as ONNX graphs, checked before they are written.
 
-May import: numpy, and minirnn's own layers, blocks and model (for what they hold);
-onnx and onnxruntime only inside the functions that need them (the ``export`` extra),
-so that ``import minirnn`` stays free of them.
+May use: numpy, and what it writes: :mod:`minirnn.activations`, :mod:`minirnn.blocks`,
+:mod:`minirnn.layers`, :mod:`minirnn.bidirectional`, :mod:`minirnn.graph`,
+:mod:`minirnn.model` and :mod:`minirnn.recurrent`; onnx and onnxruntime only inside
+the functions that need them (the ``export`` extra), so that ``import minirnn``
+stays free of them.
 
 :func:`to_onnx` writes a minirnn layer (LSTM, GRU, SimpleRNN, Bidirectional) or a
 :class:`minirnn.Model` as an ONNX file. Each recurrent layer becomes one of two
@@ -57,16 +59,47 @@ Every export is checked before it is written: ``onnx.checker`` passes, and ONNX
 Runtime runs it on example inputs (a model's :meth:`Model.example_inputs` with padding
 at the end and in the middle of rows; random inputs for a layer) and matches minirnn
 within 1e-6 abs + 1e-6 rel (float32 outputs) or 1e-12 + 1e-12 rel (float64).
+
+**Streaming export** (``to_onnx(model, path, streaming=True)``; the default for a model
+whose ``model.stateful`` is True): the graph runs one slice of time steps per call, as
+a stateful :class:`minirnn.Model` does, and what a layer carries from one slice to the
+next is a graph input and a graph output, which the caller threads from one call
+into the next (zeros before the first slice, and to start a sequence again):
+
+- a recurrent layer ``<layer>``: inputs ``<layer>_h_in`` (and ``<layer>_c_in`` for an
+  LSTM), (batch, units); outputs ``<layer>_h_out`` (``<layer>_c_out``), its states
+  after the slice. Masked steps hold the states and repeat the last output, also
+  across slices: the Scan's "last output" starts at ``<layer>_h_in`` (as minirnn's
+  stateful model, where a slice that begins with masked steps outputs the last h);
+- a causal Conv1D ``<layer>`` (padding="causal", strides 1, kernel spanning
+  s = (kernel_size - 1) dilation_rate + 1 > 1 steps): input ``<layer>_past_in`` and
+  output ``<layer>_past_out``, (batch, s - 1, channels), the last s - 1 input steps
+  (zeros stand for the whole sequence's padding before the first slice); the
+  convolution runs unpadded on Concat(past, slice).
+
+The graph's inputs are the model's inputs, then the carried inputs; its outputs the
+model's outputs, then the carried outputs, in the same order, so that output
+``n_model_outputs + k`` feeds input ``n_model_inputs + k`` of the next call. The
+pairs are also listed in the model's metadata (``minirnn.streaming_states``, JSON:
+``[{"layer", "state", "input", "output"}, ...]``, see :func:`streaming_states`).
+What cannot stream is refused by the model's own check (:class:`minirnn.model.Streaming`:
+Bidirectional, go_backwards, non-causal convolution over time, pooling or any other
+layer that reads later steps, ...), naming the layer and why. The check runs the
+graph on sequences fed in slices (1 step, 3 steps, uneven lengths; padding inside
+and at the start of slices), the carried values threaded through, against minirnn's
+stateful model fed the same slices: the model's outputs after every slice, within
+the same bounds.
 """
 
 import numpy as np
 
 from .. import activations as _activations
 from .. import blocks as _blocks
-from .. import GRU, LSTM, Bidirectional, SimpleRNN
+from ..bidirectional import Bidirectional
+from ..layers import GRU, LSTM, SimpleRNN
 
-__all__ = ["to_onnx", "export_model", "check_export", "recurrent_weights", "OPSET",
-           "ExportError"]
+__all__ = ["to_onnx", "export_model", "check_export", "recurrent_weights",
+           "streaming_states", "OPSET", "ExportError"]
 
 OPSET = 17           # the default opset; 14 (LSTM's layout) up to 21 are written
 _OPSETS = range(14, 22)
@@ -76,6 +109,12 @@ _LSTM_BLOCKS_IN_ONNX_ORDER = (0, 3, 1, 2)
 _INSTALL = "pip install minirnn[export]"
 _TOLERANCE = {"float32": 1e-6, "float64": 1e-12}
 _INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_STREAMING_KEY = "minirnn.streaming_states"
+# Streaming checks: (batch, padding, timesteps, slice lengths); padding runs (every
+# other row, a third of the steps) fall inside slices and at their starts.
+_STREAMING_EXAMPLES = ((3, "middle", 10, (1, 3, 1, 4, 1)), (2, "start", 7, (3, 1, 3)),
+                       (1, "end", 4, (1, 1, 1, 1)))
 
 
 class ExportError(ValueError):
@@ -376,8 +415,10 @@ def layer_name(layer):
     return getattr(layer, "name", None) or type(layer).__name__.lower()
 
 
-def _recurrent_scan(g, layer, x, mask, states, where):
-    """A Scan of the layer's step (module docstring): any dtype, mask, activation."""
+def _recurrent_scan(g, layer, x, mask, states, where, first_output=None):
+    """A Scan of the layer's step (module docstring): any dtype, mask, activation.
+    ``first_output``: the "last output" before the first step (default zeros; a
+    streaming graph starts it at the h carried in)."""
     from onnx import helper
     cell, dtype, M = _cell(layer), layer.dtype, layer.units
     semantics = _semantics(layer)
@@ -394,7 +435,8 @@ def _recurrent_scan(g, layer, x, mask, states, where):
     if states is None:
         states = [g.rows_of_zeros(x, M, dtype, "initial_state")
                   for _ in range(2 if cell == "LSTM" else 1)]
-    zero_output = g.rows_of_zeros(x, M, dtype, "initial_output")
+    zero_output = g.rows_of_zeros(x, M, dtype, "initial_output") if first_output is None \
+        else first_output
 
     body = _Graph(g.opset, prefix=f"{base}_step_")
     c = lambda v: body.scalar(v, dtype)  # noqa: E731
@@ -462,15 +504,19 @@ def _recurrent_scan(g, layer, x, mask, states, where):
     return _Run(outs[-1], outs[len(state_names)], final)
 
 
-def _direction(g, layer, x, mask, states, where):
-    """One recurrent layer (one direction) on x, with the graph that fits it."""
-    if layer.stateful:
+def _direction(g, layer, x, mask, states, where, streaming=False):
+    """One recurrent layer (one direction) on x, with the graph that fits it.
+    ``streaming``: one slice of a stream, the states carried in (``states``) and the
+    "last output" of masked steps starting at the h carried in."""
+    if layer.stateful and not streaming:
         raise _refuse(where, "it is stateful: its states live between calls, outside any "
-                      "graph (export it with stateful=False and pass the states as inputs)")
+                      "graph (export the model with streaming=True, or the layer with "
+                      "stateful=False, to pass the states as inputs and outputs)")
     if mask is None and np.dtype(layer.dtype) == np.float32 and \
             _native_activations(layer) is not None:
         return _recurrent_node(g, layer, x, states, where)
-    return _recurrent_scan(g, layer, x, mask, states, where)
+    first_output = states[0] if streaming else None
+    return _recurrent_scan(g, layer, x, mask, states, where, first_output)
 
 
 def _recurrent(g, layer, x, mask, states, where):
@@ -600,13 +646,85 @@ def _run_layer(layer, feed, initial_state, mask):
 
 # ---- whole models ----------------------------------------------------------------------------
 
-def _model_graph(model, opset):
-    """(graph, output names) of a minirnn Model: its walk, written as ONNX operators."""
+def _streaming_plan(model):
+    """The model's own streaming plan (:class:`minirnn.model.Streaming`), or the
+    ValueError naming the first layer that cannot run on slices, and why."""
+    from ..model import Streaming
+    try:
+        return Streaming(model)
+    except ValueError as error:
+        raise ValueError(f"the model cannot be exported for streaming: {error}") from None
+
+
+class _Carried:
+    """The values a streaming graph carries between calls: for each, the layer, the
+    graph input (the value before the slice) and output (after it)."""
+
+    def __init__(self, g):
+        self.g = g
+        self.pairs, self._hints = [], []
+
+    def take(self, layer, state, hint, dtype, shape):
+        """A new graph input ``<hint>_in``: the value ``state`` ("h", "c" or "past")
+        of ``layer`` before the slice."""
+        name = self.g.name(f"{hint}_in")
+        self.g.inputs.append(_value_info(name, dtype, shape))
+        self.pairs.append({"layer": layer, "state": state, "input": name, "output": None})
+        self._hints.append(hint)
+        return name
+
+    def give(self, value, index):
+        """The value after the slice, as ``<hint>_out``, paired with input ``index``."""
+        from onnx import helper
+        pair = self.pairs[index]
+        name = self.g.name(f"{self._hints[index]}_out")
+        self.g.nodes.append(helper.make_node("Identity", [value], [name],
+                                             name=f"output_{name}"))
+        pair["output"] = name
+
+
+def _streaming_recurrent(g, runner, step, x, mask, carried, where):
+    """A recurrent layer on one slice: its states carried in and out. Returns the
+    layer's outputs as it returns them."""
+    layer = runner.layer
+    suffix = "" if step.index == 0 else f"_{step.index}"
+    first = len(carried.pairs)
+    states = [carried.take(step.spec.name, n, f"{step.spec.name}{suffix}_{n}", layer.dtype,
+                           ["batch", layer.units]) for n in layer._state_names]
+    run = _direction(g, layer, x, mask, states, where, streaming=True)
+    for k, value in enumerate(run.states):
+        carried.give(value, first + k)
+    output = run.sequence if layer.return_sequences else run.last
+    return [output] + (list(run.states) if layer.return_state else [])
+
+
+def _streaming_conv1d(g, block, step, x, carried, where):
+    """A causal Conv1D on one slice: y = Conv(Concat(past, x)) unpadded, and the
+    last (kernel_size - 1) dilation_rate steps of that Concat carried out."""
+    if type(block) is not _blocks.Conv1D:
+        raise _refuse(where, f"{block.keras_class} is not exported")
+    keep = (block.kernel_size - 1) * block.dilation_rate
+    suffix = "" if step.index == 0 else f"_{step.index}"
+    channels = int(np.shape(block.weights[0])[1])
+    past = carried.take(step.spec.name, "past", f"{step.spec.name}{suffix}_past",
+                        block.dtype, ["batch", keep, channels])
+    joined = g.op("Concat", [past, _cast_in(g, block, x)], "joined", axis=1)
+    carried.give(g.op("Slice", [joined, g.ints([-keep]), g.ints([_INT64_MAX]),
+                                g.ints([1])], "past"), len(carried.pairs) - 1)
+    return _convolve(g, block, joined, {"pads": [0, 0]}, where), None
+
+
+def _model_graph(model, opset, streaming=False):
+    """(graph, output names, carried pairs) of a minirnn Model: its walk, written as
+    ONNX operators; ``streaming``: one slice of a stream, what the layers carry from
+    slice to slice as extra inputs and outputs (pairs: see :func:`streaming_states`)."""
     from onnx import helper
     from .. import graph as graphs
     from ..model import MaskOperation
     from ..recurrent import RecurrentNode, StackedRNN
+    plan = _streaming_plan(model) if streaming else None
     g = _Graph(opset)
+    carried = _Carried(g)
     store = {}
     for ref, spec in zip(model._graph.inputs, model.input_specs):
         name = g.name(spec["name"])
@@ -646,9 +764,15 @@ def _model_graph(model, opset):
                     raise _refuse(where, "RNN(StackedRNNCells) is not exported")
                 state = None if step.initial_state is None else \
                     [_lookup(s, store)[0] for s in step.initial_state]
-                outputs = _recurrent(g, runner.layer, x, None if unmasked else masks, state,
-                                     where)
+                if plan is not None and step in plan.carries:
+                    outputs = _streaming_recurrent(g, runner, step, x, masks, carried,
+                                                   where)
+                else:
+                    outputs = _recurrent(g, runner.layer, x, None if unmasked else masks,
+                                         state, where)
                 out_masks = runner.compute_mask(None, masks)
+            elif plan is not None and step in plan.carries:   # a causal convolution
+                outputs, out_masks = _streaming_conv1d(g, runner, step, x, carried, where)
             else:
                 outputs, out_masks = _block(g, runner, x, masks, where, model.semantics)
         except ValueError as error:
@@ -674,7 +798,7 @@ def _model_graph(model, opset):
         name = g.name(name)
         g.nodes.append(helper.make_node("Identity", [value], [name], name=f"output_{name}"))
         names.append(name)
-    return g, names
+    return g, names + [pair["output"] for pair in carried.pairs], carried.pairs
 
 
 def _has_ref(value):
@@ -880,17 +1004,26 @@ def _conv1d(g, block, x, mask, where):
     end). Then the bias and activation. Mask: drops."""
     if type(block) is not _blocks.Conv1D:
         raise _refuse(where, f"{block.keras_class} is not exported")
-    kernel = np.ascontiguousarray(np.transpose(block.weights[0], (2, 1, 0)))
-    inputs = [_channels_first(g, _cast_in(g, block, x)), g.const(kernel, f"{block.name}_W")]
-    if block.use_bias:
-        inputs.append(g.const(block.weights[1], f"{block.name}_b"))
     span = (block.kernel_size - 1) * block.dilation_rate + 1
     padding = {"valid": {"pads": [0, 0]}, "causal": {"pads": [span - 1, 0]},
                "same": {"auto_pad": "SAME_UPPER"}}[block.padding]
+    return _convolve(g, block, _cast_in(g, block, x), padding, where), None
+
+
+def _convolve(g, block, x, padding, where):
+    """activation(Conv(x) + b) of a (B, T, C) x already in the block's dtype, with
+    the Conv padding attributes given."""
+    if np.dtype(block.dtype) != np.float32:
+        raise _refuse(where, f"ONNX Runtime's Conv has no {np.dtype(block.dtype).name} "
+                      "kernel")
+    kernel = np.ascontiguousarray(np.transpose(block.weights[0], (2, 1, 0)))
+    inputs = [_channels_first(g, x), g.const(kernel, f"{block.name}_W")]
+    if block.use_bias:
+        inputs.append(g.const(block.weights[1], f"{block.name}_b"))
     y = g.op("Conv", inputs, "conv", kernel_shape=[block.kernel_size],
              strides=[block.strides], dilations=[block.dilation_rate], **padding)
     y = _channels_first(g, y)
-    return _activation(g, block.activation, y, block.dtype, block.semantics, where), None
+    return _activation(g, block.activation, y, block.dtype, block.semantics, where)
 
 
 def _pooling1d(op_type):
@@ -1041,7 +1174,8 @@ def _is_model(value):
     return isinstance(value, Model)
 
 
-def export_model(model_or_layer, opset=None, *, initial_state=False, mask=False):
+def export_model(model_or_layer, opset=None, *, initial_state=False, mask=False,
+                 streaming=None):
     """The checked ONNX model (an ``onnx.ModelProto``) of a minirnn layer or Model.
 
     For a layer, the graph's inputs are ``x`` (B, T, D), with ``initial_state=True``
@@ -1049,21 +1183,36 @@ def export_model(model_or_layer, opset=None, *, initial_state=False, mask=False)
     Bidirectional), with ``mask=True`` also ``mask`` (B, T) bool; its outputs are
     ``output`` and, with return_state, the states (``h``, ``c``; ``forward_h``, ...).
     A Model keeps its input names; its outputs are named after the layers that make
-    them. Raises ValueError for what cannot be exported exactly (naming the layer,
-    its class and why), ExportError if the check fails, ImportError without onnx or
-    onnxruntime."""
+    them. ``streaming`` (models only; None: ``model.stateful``): the graph of one
+    slice of a stream, with what the layers carry between slices as extra inputs and
+    outputs (module docstring, "Streaming export"). Raises ValueError for what cannot
+    be exported exactly (naming the layer, its class and why), ExportError if the
+    check fails, ImportError without onnx or onnxruntime."""
     _require()
+    import json
     from onnx import helper
     opset = OPSET if opset is None else opset
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in _OPSETS:
         raise ValueError(f"`opset` must be an integer from {_OPSETS[0]} to {_OPSETS[-1]}; "
                          f"received {opset!r}.")
+    if streaming not in (None, True, False):
+        raise TypeError(f"`streaming` must be True, False or None; received {streaming!r}.")
+    pairs = None
     if _is_model(model_or_layer):
         if initial_state or mask:
             raise ValueError("`initial_state` and `mask` are for a layer on its own; a "
                              "model's graph takes the model's inputs.")
-        graph, outputs = _model_graph(model_or_layer, opset)
-        title = "minirnn_model"
+        if streaming is None:
+            streaming = model_or_layer.stateful
+        elif not streaming and model_or_layer.stateful:
+            raise ValueError("the model is stateful: export it with streaming=True (what "
+                             "its layers carry between calls as graph inputs and outputs), "
+                             "or set model.stateful = False for the whole-sequence graph.")
+        graph, outputs, pairs = _model_graph(model_or_layer, opset, streaming)
+        title = "minirnn_streaming_model" if streaming else "minirnn_model"
+    elif streaming:
+        raise ValueError("`streaming` is for a whole Model; a layer on its own passes its "
+                         "states with initial_state=True and return_state=True.")
     elif isinstance(model_or_layer, (LSTM, GRU, SimpleRNN, Bidirectional)):
         graph, _, outputs = _layer_graph(model_or_layer, opset, initial_state, mask)
         title = f"minirnn_{type(model_or_layer).__name__.lower()}"
@@ -1075,9 +1224,24 @@ def export_model(model_or_layer, opset=None, *, initial_state=False, mask=False)
         helper.make_graph(graph.nodes, title, graph.inputs, graph.outputs,
                           graph.initializers),
         opset_imports=[helper.make_opsetid("", opset)], producer_name="minirnn")
+    if streaming:
+        helper.set_model_props(proto, {_STREAMING_KEY: json.dumps(pairs)})
     proto = _with_output_types(proto)
-    check_export(proto, model_or_layer, initial_state=initial_state, mask=mask)
+    check_export(proto, model_or_layer, initial_state=initial_state, mask=mask,
+                 streaming=bool(streaming))
     return proto
+
+
+def streaming_states(proto):
+    """The carried values of a streaming export, as pairs ``{"layer", "state",
+    "input", "output"}`` in graph order (state: "h", "c", or "past" for a causal
+    Conv1D's past inputs): feed each output of one call to its input in the next
+    (zeros before the first call). [] for a graph that is not a streaming export."""
+    import json
+    for prop in proto.metadata_props:
+        if prop.key == _STREAMING_KEY:
+            return json.loads(prop.value)
+    return []
 
 
 def _with_output_types(proto):
@@ -1097,10 +1261,14 @@ def _with_output_types(proto):
     return proto
 
 
-def check_export(proto, model_or_layer, *, initial_state=False, mask=False, feeds=None):
+def check_export(proto, model_or_layer, *, initial_state=False, mask=False, feeds=None,
+                 streaming=None):
     """onnx.checker, then ONNX Runtime against minirnn on example inputs; raises
     ExportError with the worst difference if any output is beyond tolerance.
-    Returns the largest error seen per output dtype."""
+    Returns the largest error seen per output dtype. ``streaming`` (None: whether
+    ``proto`` lists carried values, :func:`streaming_states`): the graph of a
+    streaming export, checked on sequences fed in slices (:func:`_check_streaming`;
+    ``feeds`` is not used)."""
     import onnx
     import onnxruntime as ort
     onnx.checker.check_model(proto, full_check=True)
@@ -1111,6 +1279,12 @@ def check_export(proto, model_or_layer, *, initial_state=False, mask=False, feed
                                        providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - the runtime's own exception types vary
         raise ExportError(f"ONNX Runtime cannot load the exported graph: {error}") from None
+    if streaming is None:
+        streaming = bool(streaming_states(proto))
+    if streaming:
+        if not _is_model(model_or_layer):
+            raise TypeError("a streaming graph is checked against a minirnn Model.")
+        return _check_streaming(session, proto, model_or_layer)
     if feeds is None:
         if _is_model(model_or_layer):
             feeds = _model_feeds(model_or_layer, session)
@@ -1119,36 +1293,116 @@ def check_export(proto, model_or_layer, *, initial_state=False, mask=False, feed
     worst = {}
     for feed in feeds:
         if _is_model(model_or_layer):
-            expected = model_or_layer([feed[n.name] for n in session.get_inputs()])
-            expected = expected if isinstance(expected, list) else [expected]
+            names = [n.name for n in session.get_inputs()]
+            run = lambda: model_or_layer([feed[name] for name in names])  # noqa: E731
         else:
-            expected = _run_layer(model_or_layer, feed, initial_state, mask)
-        try:
-            got = session.run(None, feed)
-        except Exception as error:  # noqa: BLE001
-            raise ExportError(f"ONNX Runtime cannot run the exported graph: "
-                              f"{str(error).strip().splitlines()[-1]}") from None
+            run = lambda: _run_layer(model_or_layer, feed, initial_state, mask)  # noqa: E731
+        expected = _as_list(run())
+        got = _run_session(session, feed)
+        spread = None
         for k, (ours, theirs) in enumerate(zip(expected, got)):
-            ours, theirs = np.asarray(ours), np.asarray(theirs)
-            if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
-                raise ExportError(f"output {k}: ONNX Runtime gives {theirs.dtype} "
-                                  f"{theirs.shape}; minirnn {ours.dtype} {ours.shape}")
-            tolerance = _TOLERANCE.get(ours.dtype.name, 0)
-            error = np.abs(theirs.astype(np.float64) - ours)
-            bound = tolerance + tolerance * np.abs(ours)
-            if not np.all(error <= bound) or not np.array_equal(np.isnan(ours),
-                                                                np.isnan(theirs)):
-                raise ExportError(
-                    f"output {k}: ONNX Runtime's result differs from minirnn's by up to "
-                    f"{np.nanmax(error):.3g} ({ours.dtype.name}: allowed {tolerance:g} abs + "
-                    f"{tolerance:g} rel); the graph is not written"
-                    + ("" if ours.dtype != np.float32 else
-                       " (float32 rounding grows over long sequences; a float64 model, "
-                       "minirnn.load_model(path, dtype='float64'), is checked to 1e-12)"))
-            if error.size:
-                worst[ours.dtype.name] = max(worst.get(ours.dtype.name, 0.0),
-                                             float(np.nanmax(error)))
+            try:
+                _compare(f"output {k}", ours, theirs, worst)
+            except ExportError:
+                if np.asarray(ours).dtype != np.float32:
+                    raise
+                if spread is None:  # measured once per feed, where it is needed
+                    spread = _rounding_spread(model_or_layer, run, expected)
+                _compare(f"output {k}", ours, theirs, worst, spread[k])
     return worst
+
+
+def _as_list(result):
+    return result if isinstance(result, list) else [result]
+
+
+# How far, in units of the model's own rounding spread, a float32 result may land from
+# minirnn's and still count as rounding: the factor of minirnn verify's rule for
+# ill-conditioned cases.
+AS_CLOSE = 4
+
+
+def _weight_holders(model_or_layer):
+    """The layers whose weights :func:`_rounding_spread` nudges."""
+    layers = model_or_layer.layers if _is_model(model_or_layer) else [model_or_layer]
+    return [layer for layer in layers if hasattr(layer, "get_weights")
+            and hasattr(layer, "set_weights") and layer.get_weights()]
+
+
+def _nudge(array, rng):
+    """A float32 array moved one unit in the last place, up or down at random."""
+    array = np.asarray(array)
+    if array.dtype != np.float32:
+        return array
+    direction = np.where(rng.random(array.shape) < 0.5, -np.inf, np.inf).astype(np.float32)
+    return np.nextafter(array, direction)
+
+
+def _rounding_spread(model_or_layer, run, expected, tries=2):
+    """How far float32 rounding alone moves each output of this model, element by
+    element: the largest change of the outputs when every float32 weight moves one
+    unit in the last place (random signs, ``tries`` draws). A graph that computes the
+    same maths in another order of operations (ONNX Runtime's kernels have their own
+    sums and activations) differs from minirnn's float32 result by rounding errors of
+    this size, amplified as much; a graph that computes something else differs by far
+    more. The weights are restored afterwards."""
+    holders = _weight_holders(model_or_layer)
+    originals = [holder.get_weights() for holder in holders]
+    spread = [np.zeros(np.shape(e)) for e in expected]
+    try:
+        for seed in range(tries):
+            rng = np.random.default_rng(seed)
+            for holder, weights in zip(holders, originals):
+                holder.set_weights([_nudge(w, rng) for w in weights])
+            for k, (moved, base) in enumerate(zip(_as_list(run()), expected)):
+                spread[k] = np.maximum(spread[k], np.abs(np.asarray(moved, np.float64) - base))
+    finally:
+        for holder, weights in zip(holders, originals):
+            holder.set_weights(weights)
+    return spread
+
+
+def _run_session(session, feed):
+    try:
+        return session.run(None, feed)
+    except Exception as error:  # noqa: BLE001 - the runtime's own exception types vary
+        raise ExportError(f"ONNX Runtime cannot run the exported graph: "
+                          f"{str(error).strip().splitlines()[-1]}") from None
+
+
+def _compare(what, ours, theirs, worst, spread=None):
+    """ExportError unless ONNX Runtime's ``theirs`` is minirnn's ``ours`` within the
+    dtype's bound (same shape, dtype and NaNs); records the largest error in
+    ``worst`` (by dtype name).
+
+    With ``spread`` (float32: how far rounding alone moves each element, see
+    :func:`_rounding_spread`) the bound grows by ``AS_CLOSE * spread``: an
+    ill-conditioned model, whose float32 results in any order of operations land that
+    far apart. Such a match is recorded as ``worst["float32, ill-conditioned"]``."""
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
+        raise ExportError(f"{what}: ONNX Runtime gives {theirs.dtype} {theirs.shape}; "
+                          f"minirnn {ours.dtype} {ours.shape}")
+    tolerance = _TOLERANCE.get(ours.dtype.name, 0)
+    error = np.abs(theirs.astype(np.float64) - ours)
+    bound = tolerance + tolerance * np.abs(ours)
+    if spread is not None:
+        bound = bound + AS_CLOSE * spread
+    if not np.all(error <= bound) or not np.array_equal(np.isnan(ours), np.isnan(theirs)):
+        detail = "" if ours.dtype != np.float32 else (
+            " (float32 rounding grows over long sequences; a float64 model, "
+            "minirnn.load_model(path, dtype='float64'), is checked to 1e-12)")
+        if spread is not None:
+            detail = (f", beyond {AS_CLOSE} times what float32 rounding alone moves this "
+                      f"model's outputs (up to {np.nanmax(spread):.3g} for a one-ulp change "
+                      "of the weights)")
+        raise ExportError(
+            f"{what}: ONNX Runtime's result differs from minirnn's by up to "
+            f"{np.nanmax(error):.3g} ({ours.dtype.name}: allowed {tolerance:g} abs + "
+            f"{tolerance:g} rel){detail}; the graph is not written")
+    if error.size:
+        key = ours.dtype.name if spread is None else f"{ours.dtype.name}, ill-conditioned"
+        worst[key] = max(worst.get(key, 0.0), float(np.nanmax(error)))
 
 
 def _model_feeds(model, session):
@@ -1160,7 +1414,70 @@ def _model_feeds(model, session):
     return feeds
 
 
-def to_onnx(model_or_layer, path, opset=None, *, initial_state=False, mask=False):
+def _check_streaming(session, proto, model):
+    """A streaming graph against minirnn's stateful model fed the same slices.
+
+    Each example of :data:`_STREAMING_EXAMPLES` (a model whose input has a fixed
+    number of steps L: two slices of L) is fed slice by slice to both, the carried
+    values threaded from one ONNX Runtime call into the next (zeros before the
+    first); the model's outputs after every slice are compared. The carried values
+    are checked through them: every example has two slices or more, and each slice
+    after the first starts from what the one before carried out. (They are not
+    compared one by one: an LSTM's c is not squashed, and over a long float32 slice
+    its rounding alone can pass 1e-6 relative while every output stays within it.)
+    The model is made stateful for the check and given back as it was, its states
+    included."""
+    pairs = streaming_states(proto)
+    plan = _streaming_plan(model)
+    inputs = session.get_inputs()
+    n_inputs = len(inputs) - len(pairs)
+    input_names = [i.name for i in inputs[:n_inputs]]
+    output_names = [o.name for o in session.get_outputs()]
+    n_outputs = len(output_names) - len(pairs)
+    carried_shapes = {i.name: (i.shape, np.float64 if "double" in i.type else np.float32)
+                      for i in inputs[n_inputs:]}
+    fixed = {spec["shape"][1] for spec, timed in zip(model.input_specs, plan.input_timed)
+             if timed and spec["shape"][1] is not None}
+    was_stateful = model.stateful
+    saved = model._carried() if was_stateful else None
+    worst = {}
+    try:
+        for seed, (batch, padding, steps, cuts) in enumerate(_STREAMING_EXAMPLES):
+            if fixed:   # slices of exactly L steps: two of them
+                steps = max(fixed)
+                cuts = (steps, steps)
+                first, second = (model.example_inputs(batch, steps, seed + k, padding)
+                                 for k in (0, 1))
+                arrays = [np.concatenate([a, b], axis=1) if timed else a
+                          for a, b, timed in zip(first, second, plan.input_timed)]
+            else:
+                arrays = model.example_inputs(batch, steps, seed, padding)
+            model.stateful = True   # zero states, the batch size free again
+            carry = {name: np.zeros([batch if isinstance(n, str) or n is None else n
+                                     for n in shape], dtype)
+                     for name, (shape, dtype) in carried_shapes.items()}
+            start = 0
+            for length in cuts:
+                part = [np.ascontiguousarray(a[:, start:start + length]) if timed else a
+                        for a, timed in zip(arrays, plan.input_timed)]
+                where = f"(batch {batch}, steps {start}:{start + length})"
+                expected = model(part)
+                expected = expected if isinstance(expected, list) else [expected]
+                got = _run_session(session, {**dict(zip(input_names, part)), **carry})
+                for name, ours, theirs in zip(output_names, expected, got[:n_outputs]):
+                    _compare(f"output {name!r} {where}", ours, theirs, worst)
+                for pair, value in zip(pairs, got[n_outputs:]):
+                    carry[pair["input"]] = value
+                start += length
+    finally:
+        model.stateful = was_stateful
+        if was_stateful:
+            model._restore(saved)
+    return worst
+
+
+def to_onnx(model_or_layer, path, opset=None, *, initial_state=False, mask=False,
+            streaming=None):
     """Write a minirnn layer or Model as an ONNX file at ``path``, checked first.
 
     Args:
@@ -1170,11 +1487,20 @@ def to_onnx(model_or_layer, path, opset=None, *, initial_state=False, mask=False
         opset: the ONNX opset (default :data:`OPSET`, 17).
         initial_state: (layers) the initial states as graph inputs.
         mask: (layers) a (B, T) bool ``mask`` input; the layer is written as a Scan.
+        streaming: (models) True: the graph of one slice of a stream, each recurrent
+            layer's states (``<layer>_h_in``, ``<layer>_c_in`` -> ``<layer>_h_out``,
+            ``<layer>_c_out``) and each causal Conv1D's past inputs
+            (``<layer>_past_in`` -> ``<layer>_past_out``) as extra inputs and outputs,
+            fed by the caller from one call into the next (zeros to start); a layer
+            that cannot stream is refused, named. None (default): as
+            ``model.stateful``. False: the whole-sequence graph (a stateful model is
+            refused).
 
     Returns:
         the onnx.ModelProto written.
     """
-    proto = export_model(model_or_layer, opset, initial_state=initial_state, mask=mask)
+    proto = export_model(model_or_layer, opset, initial_state=initial_state, mask=mask,
+                         streaming=streaming)
     with open(path, "wb") as handle:
         handle.write(proto.SerializeToString())
     return proto
