@@ -155,6 +155,9 @@ def _copy_of_the_cache(root, environ):
         source = os.path.join(shared, subpath) if shared else os.path.join(package, "__pycache__")
         target = os.path.join(root, subpath)
         os.makedirs(target, exist_ok=True)
+        stamp = os.path.join(source, "minirnn-sources")  # see minirnn.kernels
+        if os.path.exists(stamp):
+            shutil.copy2(stamp, os.path.join(target, "minirnn-sources"))
         for path in glob.glob(os.path.join(source, "*.nb[ic]")):
             name = os.path.basename(path)
             module = os.path.join(package, name.split(".")[0] + ".py")

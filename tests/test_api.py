@@ -290,3 +290,27 @@ def test_from_keras_with_the_torch_backend():
     (in a child process that starts when collection ends, tests/background.py)."""
     result = TORCH_BACKEND.result()
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_cache_made_from_other_sources_is_emptied(tmp_path, monkeypatch):
+    """Numba checks a cached function against its own file only, so a kernel cached
+    with an inlined copy of a helper from another module would outlive a change of that
+    helper: minirnn stamps its cache folders with a digest of all the compiled modules'
+    sources and empties a folder whose stamp differs."""
+    from numba.core.caching import UserProvidedCacheLocator
+    from minirnn import kernels
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    folder = os.path.join(ROOT, "minirnn", "kernels")
+    cache = tmp_path / UserProvidedCacheLocator.get_suitable_cache_subpath(
+        os.path.join(folder, "__init__.py"))
+    cache.mkdir(parents=True)
+    (cache / "lstm.lstm_sequence-10.py311.nbi").write_text("old")
+    (cache / kernels.STAMP).write_text("made from other sources")
+    kernels._drop_stale_cache()
+    assert not (cache / "lstm.lstm_sequence-10.py311.nbi").exists()
+    digest = (cache / kernels.STAMP).read_text()
+    assert digest == kernels._sources_digest(os.path.join(ROOT, "minirnn"))
+    (cache / "lstm.lstm_sequence-10.py311.nbi").write_text("current")
+    kernels._drop_stale_cache()  # the same sources: the cache stays
+    assert (cache / "lstm.lstm_sequence-10.py311.nbi").read_text() == "current"

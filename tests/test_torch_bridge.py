@@ -407,8 +407,9 @@ def test_a_state_dict_rebuilds_the_module(kind, shape, tmp_path):
     path = tmp_path / "state.pt"
     torch.save(module.state_dict(), path)
     nonlinearity = getattr(module, "nonlinearity", "tanh")
-    rebuilt = load_state_dict(str(path), nonlinearity)
-    assert type(rebuilt) is type(module)
+    rebuilt = load_state_dict(str(path), nonlinearity, batch_first=True)
+    assert type(rebuilt) is type(module) and rebuilt.batch_first
+    assert not load_state_dict(str(path), nonlinearity).batch_first  # torch's default
     for name in ("input_size", "hidden_size", "num_layers", "bias", "bidirectional"):
         assert getattr(rebuilt, name) == getattr(module, name), name
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 5, shape[6])))
@@ -437,6 +438,22 @@ def test_state_dict_refusals(tmp_path):
         module_from_state_dict([1, 2])
     with pytest.raises(ValueError, match="nonlinearity"):
         module_from_state_dict(state, "sigmoid")
+    with pytest.raises(TypeError, match="batch_first"):
+        module_from_state_dict(state, batch_first="yes")
+
+
+def test_run_like_torch_refuses_what_torch_refuses():
+    layers = from_torch(torch.nn.GRU(3, 4, num_layers=2))
+    x = np.zeros((5, 2, 3), np.float32)
+    with pytest.raises(TypeError, match="`x` must be float32"):
+        run_like_torch(layers, x.astype(np.float64))
+    with pytest.raises(TypeError, match="batch_first"):
+        run_like_torch(layers, x, batch_first="no")
+    other = from_torch(torch.nn.GRU(4, 6))
+    with pytest.raises(ValueError, match=r"`layers\[1\]` must have 4 units"):
+        run_like_torch([layers[0], other], x)
+    out, h = run_like_torch(layers, torch.from_numpy(x))  # a tensor, as torch takes it
+    assert out.shape == (5, 2, 4) and h.shape == (2, 2, 4)
 
 
 def test_trace_command_traces_a_torch_module(tmp_path, capsys):
@@ -461,3 +478,7 @@ def test_trace_command_traces_a_torch_module(tmp_path, capsys):
     torch.save(module, tmp_path / "whole.pt")
     assert main(["trace", "--torch", str(tmp_path / "whole.pt")]) != 0
     assert "state_dict" in capsys.readouterr().err
+    torch.save(module.half().state_dict(), tmp_path / "half.pt")
+    assert main(["trace", "--torch", str(tmp_path / "half.pt")]) != 0
+    err = capsys.readouterr().err
+    assert "float32 or all float64" in err and "internal error" not in err

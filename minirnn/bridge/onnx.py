@@ -244,6 +244,24 @@ class _Graph:
                        value=numpy_helper.from_array(np.zeros(1, dtype)))
 
 
+_COMPUTED = ("float32", "float64", "int32", "int64")  # input dtypes the graph computes on
+
+
+def _input_dtypes(spec):
+    """(the dtype a model input is declared with in the graph, the dtype the graph
+    computes on): the input's own dtype where ONNX has it, cast to int32 (integers and
+    booleans) or float32 (other floats) where the layers need that."""
+    declared = spec["dtype"]
+    try:
+        _element(declared)
+    except (TypeError, KeyError, ValueError):
+        declared = "float32"
+    if declared in _COMPUTED:
+        return declared, declared
+    kind = np.dtype(declared).kind
+    return declared, "int32" if kind in "biu" else "float32"
+
+
 def _element(dtype):
     from onnx import helper
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -728,11 +746,12 @@ def _model_graph(model, opset, streaming=False):
     store = {}
     for ref, spec in zip(model._graph.inputs, model.input_specs):
         name = g.name(spec["name"])
-        dtype = spec["dtype"] if spec["dtype"] in ("float32", "float64", "int32", "int64") \
-            else "float32"
+        declared, dtype = _input_dtypes(spec)
         shape = ["batch"] + [n if n is not None else f"{spec['name']}_dim{k + 1}"
                              for k, n in enumerate(spec["shape"][1:])]
-        g.inputs.append(_value_info(name, dtype, shape))
+        g.inputs.append(_value_info(name, declared, shape))
+        if declared != dtype:  # e.g. uint8 token ids: the graph computes on int32
+            name = g.op("Cast", [name], f"{spec['name']}_as_{dtype}", to=_element(dtype))
         store[graphs.Ref(ref.layer, 0, 0)] = (name, None)
     problems = []
     for step in model._order:
@@ -758,7 +777,9 @@ def _model_graph(model, opset, streaming=False):
             if step.mask is not None:
                 masks = _lookup(step.mask, store)[0] if not isinstance(step.mask, list) \
                     else [_lookup(m, store)[0] if m is not None else None for m in step.mask]
-            unmasked = step.call.initial_state is not None and model.semantics == "keras3"
+            # as Model._run: an initial state without an explicit mask runs unmasked
+            unmasked = step.mask is None and step.call.initial_state is not None and \
+                model.semantics == "keras3"
             if isinstance(runner, RecurrentNode):
                 if isinstance(runner.layer, StackedRNN):
                     raise _refuse(where, "RNN(StackedRNNCells) is not exported")
@@ -1299,6 +1320,9 @@ def check_export(proto, model_or_layer, *, initial_state=False, mask=False, feed
             run = lambda: _run_layer(model_or_layer, feed, initial_state, mask)  # noqa: E731
         expected = _as_list(run())
         got = _run_session(session, feed)
+        if len(got) != len(expected):
+            raise ExportError(f"the graph has {len(got)} outputs; minirnn gives "
+                              f"{len(expected)}")
         spread = None
         for k, (ours, theirs) in enumerate(zip(expected, got)):
             try:
@@ -1406,12 +1430,33 @@ def _compare(what, ours, theirs, worst, spread=None):
 
 
 def _model_feeds(model, session):
+    """The check's inputs: the model's example inputs (padded where an input masks,
+    at the end of rows and in their middle; and unpadded), in each input's declared
+    dtype, and once more with zeros in some float time steps, so that a mask a graph
+    computes from float inputs (``not_equal(x, 0)`` and the like) is exercised too."""
     names = [i.name for i in session.get_inputs()]
     feeds = []
-    for padding, batch in (("end", 4), ("middle", 3), (None, 1)):
-        arrays = model.example_inputs(batch_size=batch, padding=padding, seed=len(feeds))
+    for padding, batch in (("end", 4), ("middle", 3), (None, 1), ("zeros", 3)):
+        arrays = model.example_inputs(batch_size=batch, padding=None if padding == "zeros"
+                                      else padding, seed=len(feeds))
+        arrays = [np.asarray(a).astype(_input_dtypes(spec)[0], copy=False)
+                  for a, spec in zip(arrays, model.input_specs)]
+        if padding == "zeros":
+            arrays = [_zero_steps(a) for a in arrays]
         feeds.append(dict(zip(names, arrays)))
     return feeds
+
+
+def _zero_steps(x):
+    """A float input with time steps (rank 3 or more) with whole steps set to zero: the
+    last two of row 0, the first of row 1; other inputs as they are."""
+    if x.dtype.kind != "f" or x.ndim < 3 or x.shape[1] < 3:
+        return x
+    x = x.copy()
+    x[0, -2:] = 0
+    if x.shape[0] > 1:
+        x[1, :1] = 0
+    return x
 
 
 def _check_streaming(session, proto, model):

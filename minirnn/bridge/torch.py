@@ -226,15 +226,17 @@ def from_torch(module, dtype=None):
     return layers[0] if len(layers) == 1 else layers
 
 
-def module_from_state_dict(state, nonlinearity="tanh"):
+def module_from_state_dict(state, nonlinearity="tanh", batch_first=False):
     """The ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` whose ``state_dict()`` is ``state``.
 
     A state dict holds the parameters by name (``weight_ih_l0``, ``bias_hh_l1_reverse``,
     ...), and their shapes tell the rest: G*M rows of ``weight_ih_l0`` for M =
     ``weight_hh_l0``'s columns give the kind (G = 4: LSTM, 3: GRU, 1: RNN), its columns
     the input size; the highest ``_l{k}`` the number of layers; ``_reverse`` keys a
-    bidirectional module; ``bias_*`` keys the biases. Only an ``nn.RNN``'s
-    nonlinearity is not stored: ``nonlinearity`` says it.
+    bidirectional module; ``bias_*`` keys the biases. What a state dict does not
+    hold comes as arguments: an ``nn.RNN``'s ``nonlinearity``, and ``batch_first``
+    (False as torch's default: the module takes (T, B, D)), which changes only the
+    layout the rebuilt module reads.
 
     Raises:
         ValueError: a key or shape that no such module has (named), a projection
@@ -275,8 +277,10 @@ def module_from_state_dict(state, nonlinearity="tanh"):
     if gates not in kinds:
         raise ValueError(f"`state`'s weight_hh_l0 has {gates} gate blocks of {hidden} rows: "
                          "an LSTM has 4, a GRU 3, an RNN 1.")
+    if not isinstance(batch_first, (bool, np.bool_)):
+        raise TypeError(f"`batch_first` must be True or False; received {batch_first!r}.")
     options = dict(num_layers=max(levels) + 1, bias=biased, bidirectional=reverse,
-                   batch_first=True, dtype=w_ih.dtype)
+                   batch_first=bool(batch_first), dtype=w_ih.dtype)
     if gates == 1:
         options["nonlinearity"] = nonlinearity
     try:
@@ -288,13 +292,14 @@ def module_from_state_dict(state, nonlinearity="tanh"):
     return module.eval()
 
 
-def load_state_dict(path, nonlinearity="tanh"):
+def load_state_dict(path, nonlinearity="tanh", batch_first=False):
     """The module saved with ``torch.save(module.state_dict(), path)``.
 
     The file is read with ``torch.load(weights_only=True)``, which unpickles tensors
     and plain containers only: a file is data, and one that holds anything else (a
     whole pickled module, whose class would have to be imported) is refused with a
-    ValueError that says to save the state dict instead.
+    ValueError that says to save the state dict instead. ``nonlinearity`` and
+    ``batch_first``: as :func:`module_from_state_dict`.
     """
     torch = _import_torch()
     try:
@@ -313,7 +318,7 @@ def load_state_dict(path, nonlinearity="tanh"):
     if not isinstance(state, dict):
         raise ValueError(f"{path}: holds a {_describe(state)}, not a state dict; save the "
                          "module's parameters with torch.save(module.state_dict(), path).")
-    return module_from_state_dict(dict(state), nonlinearity)
+    return module_from_state_dict(dict(state), nonlinearity, batch_first)
 
 
 def _new_layer(kind, module, dtype, go_backwards, weights):
@@ -390,13 +395,28 @@ def run_like_torch(layers, x, hx=None, batch_first=False):
                 f"{'in a Bidirectional ' if len(first) == 2 else ''}as one torch module's "
                 f"layers are; received {_describe(layer)} of "
                 f"{[type(cell).__name__ for cell in cells]}.")
+    units, dtype = first[0].units, first[0].dtype
+    for k, layer in enumerate(stack):
+        for cell in _cells(layer):
+            if cell.units != units or cell.dtype != dtype:
+                raise ValueError(
+                    f"`layers[{k}]` must have {units} units in {dtype} like the first layer, "
+                    "as one torch module's layers have; received "
+                    f"{cell.units} units in {cell.dtype}.")
+    if not isinstance(batch_first, (bool, np.bool_)):
+        raise TypeError(f"`batch_first` must be True or False; received {batch_first!r}.")
     is_lstm = isinstance(first[0], LSTM)
     directions = len(first)
+    if hasattr(x, "detach"):  # a torch tensor, as torch's module takes it
+        x = x.detach().cpu().numpy()
     x = np.asarray(x)
     if x.ndim not in (2, 3):
         raise ValueError(
             "`x` must be 3-D, (T, B, D) or with batch_first (B, T, D), or unbatched (T, D); "
             f"received shape {x.shape}.")
+    if x.dtype != np.dtype(dtype):
+        raise TypeError(f"`x` must be {dtype}, the layers' dtype (torch refuses another "
+                        f"dtype than its parameters'); received {x.dtype}.")
     unbatched = x.ndim == 2
     if unbatched:
         x = x[None]

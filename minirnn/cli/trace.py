@@ -173,12 +173,12 @@ def torch_parts(args):
     from ..bridge.torch import from_torch, load_state_dict
 
     try:
-        module = load_state_dict(args.torch, args.nonlinearity)
+        module = load_state_dict(args.torch, args.nonlinearity, batch_first=True)
+        layers = from_torch(module)
     except ImportError as error:
         raise CommandError(f"--torch needs PyTorch: {error}", status=FAILED)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:  # e.g. float16 parameters
         raise CommandError(f"--torch {args.torch}: {error}", status=FAILED)
-    layers = from_torch(module)
     levels = layers if isinstance(layers, list) else [layers]
     D = module.input_size
     kind = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}[type(module).__name__]

@@ -49,6 +49,8 @@ May use: numpy, numba, llvmlite, :mod:`minirnn.gemm`, :mod:`minirnn.exact` and
 :mod:`minirnn.parallel.handoff`; never the layers.
 """
 
+import glob
+import hashlib
 import os
 import sys
 import tempfile
@@ -95,10 +97,62 @@ def _ensure_cache_dir(package_dir=None):
     return None
 
 
+# The modules with compiled functions, whose caches the source stamp covers.
+_COMPILED = ("exact.py", "gemm.py", "kernels/*.py", "parallel/*.py")
+STAMP = "minirnn-sources"  # in each cache folder: the digest of the sources it was made from
+
+
+def _sources_digest(package):
+    """A digest of the sources of every module with compiled functions."""
+    digest = hashlib.sha256()
+    for pattern in _COMPILED:
+        for path in sorted(glob.glob(os.path.join(package, pattern))):
+            digest.update(os.path.relpath(path, package).encode())
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()[:20]
+
+
+def _drop_stale_cache():
+    """Empty Numba's cache of minirnn where it was made from other sources.
+
+    Numba checks a cached function against its own file only: a kernel in lstm.py,
+    cached with an inlined copy of a function of products.py or exact.py, would keep
+    that old copy after products.py changed, and compute the old arithmetic (in the
+    bitwise mode, other bits). So each cache folder of the package carries a stamp of
+    all the compiled modules' sources (``STAMP``); where it differs (or is missing),
+    the folder's cached functions are removed before anything loads them, and the
+    stamp is written anew. Folders that cannot be written are left as they are."""
+    from numba.core.caching import UserProvidedCacheLocator
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = _sources_digest(package)
+    shared = os.environ.get("NUMBA_CACHE_DIR")
+    for folder in (package, os.path.join(package, "kernels"), os.path.join(package, "parallel")):
+        cache = os.path.join(shared, UserProvidedCacheLocator.get_suitable_cache_subpath(
+            os.path.join(folder, "__init__.py"))) if shared else os.path.join(folder, "__pycache__")
+        stamp = os.path.join(cache, STAMP)
+        try:
+            with open(stamp) as handle:
+                if handle.read() == digest:
+                    continue
+        except OSError:
+            pass
+        try:
+            for path in glob.glob(os.path.join(cache, "*.nb[ic]")):
+                os.remove(path)
+            with open(stamp, "w") as handle:
+                handle.write(digest)
+        except OSError:
+            continue  # not ours to clean (read-only): Numba's own checks only
+
+
 _ensure_cache_dir()
 
 # The imports below come after the cache directory is settled.
 from numba.core.registry import cpu_target  # noqa: E402
+
+_drop_stale_cache()
 
 from .activations import (KERAS2_HARD_SIGMOID, SIGMOID, TANH, activate, activate_array,  # noqa: E402
                           activate_block, activate_gate, activate_scalar_path,
