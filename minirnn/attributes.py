@@ -9,7 +9,10 @@ the kernels read is derived from them at once, so a call never meets an
 inconsistent layer and never pays for the checks.
 
 Also here: the checks of single arguments that the layers' calls share (dtypes,
-booleans, sizes, numeric arrays) and how weights are stored (:func:`frozen`).
+booleans, sizes, numeric arrays), how weights are stored (:func:`frozen`), and
+how a layer is pickled: as its constructor's arguments and the assignments that
+give it its weights and states, which :func:`rebuild` replays through the same
+checks (never a raw ``__dict__`` update).
 
 May use: numpy and :mod:`minirnn.activations` only.
 """
@@ -161,6 +164,24 @@ class Configurable:
     def _configure(self, changed):
         """Check the whole layer after ``changed`` was assigned; derive kernel inputs."""
 
+    # ---- pickling ------------------------------------------------------------
+
+    def _pickled(self):
+        """(constructor arguments, assignments) that rebuild this layer: each
+        assignment a dict of attributes assigned together (override)."""
+        raise NotImplementedError
+
+    def _plain_attributes(self):
+        """The public attributes without a check (a model's layer ``name``)."""
+        return {name: value for name, value in self.__dict__.items()
+                if not name.startswith("_") and name not in self._checks}
+
+    def __reduce__(self):
+        """Pickle (and copy) as the constructor's arguments and the checked
+        assignments of weights and states: :func:`rebuild` replays them."""
+        arguments, assignments = self._pickled()
+        return rebuild, (type(self), arguments, assignments)
+
 
 # ---- checks of one attribute's value, as Configurable wants them --------------
 
@@ -207,3 +228,35 @@ def states_setting(layer, value, name):
     where = f"of this stateful {type(layer).__name__}"
     return tuple(frozen(s, np.dtype(layer.dtype))
                  for s in layer._checked_states(value, name, where))
+
+
+def rebuild(cls, arguments, assignments):
+    """A pickled layer again: ``cls(**arguments)``, then each dict of
+    ``assignments`` assigned as ``layer.name = value`` is (the checked attributes
+    of one dict together, as :meth:`Configurable._assign`). A payload that does not
+    fit (a weight of the wrong shape, states of the wrong size) is refused with
+    the ValueError or TypeError of those checks; private attributes are refused."""
+    if not (isinstance(cls, type) and issubclass(cls, Configurable)):
+        raise TypeError(f"a pickled minirnn layer must name a minirnn layer class; "
+                        f"received {cls!r}.")
+    if not isinstance(arguments, dict) or not isinstance(assignments, (list, tuple)):
+        raise TypeError("a pickled minirnn layer holds a dict of arguments and a list of "
+                        "assignments.")
+    layer = cls(**arguments)
+    for values in assignments:
+        if not isinstance(values, dict):
+            raise TypeError(f"a pickled layer's assignments must be dicts; received "
+                            f"{type(values).__name__}.")
+        refused = [name for name in values if not isinstance(name, str)
+                   or name.startswith("_")
+                   or (name not in cls._checks and hasattr(cls, name))]
+        if refused:
+            raise ValueError(f"a pickled layer may set its public attributes only; "
+                             f"received {refused}.")
+        checked = {name: value for name, value in values.items() if name in cls._checks}
+        if checked:
+            layer._assign(**checked)
+        for name, value in values.items():
+            if name not in checked:
+                setattr(layer, name, value)
+    return layer

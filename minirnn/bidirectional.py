@@ -200,6 +200,15 @@ class Bidirectional(Configurable):
                 f"backward_layer={self.backward_layer!r}, dtype={self.dtype!r}, "
                 f"bitwise={self.bitwise!r})")
 
+    def _pickled(self):
+        """Pickling (see :func:`minirnn.attributes.rebuild`): the constructor on the
+        two layers, then the forward layer itself (the constructor copies it without
+        its states), checked as ``bi.forward_layer = layer`` is."""
+        arguments = {"layer": self.forward_layer, "merge_mode": self.merge_mode,
+                     "backward_layer": self.backward_layer, "dtype": self.dtype}
+        plain = self._plain_attributes()
+        return arguments, [{"forward_layer": self.forward_layer}] + ([plain] if plain else [])
+
     @property
     def built(self):
         return self.forward_layer.built and self.backward_layer.built

@@ -12,7 +12,12 @@ element-wise; m the mask (B, T), True = a real step. Mask rules:
 
 A block holds its weights in Keras' get_weights() order; ``weight_shapes(shape)``
 says what they must be for an input of that shape (None = any size), so a file's
-arrays are checked before anything runs.
+arrays are checked before anything runs. A block of a model pickles as its Keras
+configuration, its input shape and its weights, and is built again through the
+same checks (``minirnn.model.rebuild_block``).
+
+May use: numpy, :mod:`minirnn.activations`, :mod:`minirnn.keras2` and
+:mod:`minirnn.model`.
 """
 
 import math
@@ -87,6 +92,11 @@ class Block:
     mask_rule = "passes"
     merges = False          # takes a list of inputs
     uses_mask = False       # its call reads the mask
+    # Set by minirnn.model when it builds the block from a file: (Keras class name,
+    # configuration) and the input shape its weights were checked against, which
+    # pickling sends instead of the block's attributes.
+    _keras_config = None
+    _input_shape = None
 
     def __init__(self, name, config, dtype, semantics="keras3"):
         self.name = name
@@ -127,6 +137,20 @@ class Block:
 
     def __repr__(self):
         return f"{self.keras_class}(name={self.name!r})"
+
+    def __reduce_ex__(self, protocol):
+        """A block of a model pickles as its Keras configuration, input shape and
+        weights (in the file's dtype), rebuilt through the checks of load_model;
+        one made otherwise pickles as a plain object."""
+        if self._keras_config is None:
+            return object.__reduce_ex__(self, protocol)
+        from .model import rebuild_block  # model.py imports this module
+
+        dtype = getattr(self, "weight_dtype", None)
+        weights = [w if dtype is None else np.asarray(w, dtype) for w in self.get_weights()]
+        class_name, config = self._keras_config
+        return rebuild_block, (class_name, self.name, config, self.dtype, self.semantics,
+                               self._input_shape, weights)
 
 
 class Identity(Block):

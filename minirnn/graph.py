@@ -12,6 +12,8 @@ Keras writes three shapes of configuration, and this module reads them all into 
   others as its initial state; masks are implicit.
 
 A tensor is a :class:`Ref` (layer name, node index, output index).
+
+May use: numpy and :mod:`minirnn.files.safety`.
 """
 
 from collections import namedtuple

@@ -262,6 +262,20 @@ class Recurrent(Configurable):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def _pickled(self):
+        """Pickling (see :func:`minirnn.attributes.rebuild`): the configuration, then
+        the weights and the states, each assigned as ``layer.kernel = ...`` is."""
+        assignments = []
+        if self.built:
+            assignments.append({"kernel": self.kernel, "recurrent_kernel": self.recurrent_kernel,
+                                "bias": self.bias})
+        if self.states is not None:
+            assignments.append({"states": list(self.states)})
+        plain = self._plain_attributes()
+        if plain:
+            assignments.append(plain)
+        return self.get_config(), assignments
+
     @property
     def built(self):
         return self.kernel is not None

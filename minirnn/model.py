@@ -16,6 +16,11 @@ sequences of the call before, so that a long sequence fed in slices of any lengt
 gives, at every step, the outputs of the whole sequence at once. Which layers can
 do that, and what each carries from one slice to the next, is the table of the
 section "streaming" below; the others are refused when streaming is switched on.
+
+May use: numpy, :mod:`minirnn.activation_blocks`, :mod:`minirnn.attention`,
+:mod:`minirnn.bitwise`, :mod:`minirnn.blocks`, :mod:`minirnn.convolution`,
+:mod:`minirnn.files`, :mod:`minirnn.graph` and :mod:`minirnn.recurrent`; keras only
+inside ``from_keras_model``, for a model in memory.
 """
 
 import heapq
@@ -169,9 +174,11 @@ def _build_layer(name, class_name, config, dtype, semantics, keras_version, bitw
             raise ValueError(f"{where}: cannot wrap an InputLayer.")
         block = blocks.TimeDistributed(name, wrapped, layer_dtype, semantics)
         block.weight_dtype = own
+        block._keras_config = (class_name, config)
         return block
     block = _BLOCKS[class_name](name, config, layer_dtype, semantics)
     block.weight_dtype = own
+    block._keras_config = (class_name, config)
     return block
 
 
@@ -193,6 +200,27 @@ def _check_weights(runner, arrays, input_shape, where):
             raise ValueError(f"{where}: weight {k} must have shape {tuple(shape)} for the "
                              f"configuration and its input shape {tuple(input_shape)}; the "
                              f"file holds {array.shape}.")
+
+
+def rebuild_block(class_name, name, config, dtype, semantics, input_shape, weights):
+    """A pickled block of a model (see ``Block.__reduce_ex__``): built from its Keras
+    configuration, its weights checked against its input shape, as load_model
+    builds and checks it; ValueError for a payload that does not fit."""
+    if not isinstance(class_name, str) or class_name in recurrent.RECURRENT or \
+            not isinstance(config, dict) or not isinstance(weights, list):
+        raise ValueError(f"a pickled block must hold a Keras class name, a configuration "
+                         f"and a list of weights; received class {class_name!r}.")
+    where = f"layer {name!r} ({class_name})"
+    block = _build_layer(name, class_name, config, dtype, semantics, None, False)
+    if block is None:
+        raise ValueError(f"{where}: an InputLayer is not pickled as a block.")
+    if input_shape is not None:
+        _check_weights(block, weights, input_shape, where)
+        block._input_shape = input_shape
+    elif weights:
+        raise ValueError(f"{where}: weights without the input shape to check them.")
+    block.set_weights(weights)
+    return block
 
 
 def _refs_in(value):
@@ -545,6 +573,11 @@ class Model:
         self._runners = self._build_all(dtype, problems)
         self._order = self._schedule()
         self._shapes = self._propagate_shapes(saved.weights)
+        # What pickling sends (see __reduce__): the file's configuration and arrays,
+        # and the options it was loaded with.
+        self._saved = files.SavedModel(saved.config, self._shared_weights(saved.weights),
+                                       saved.source)
+        self._options = {"dtype": dtype, "bitwise": self.bitwise, "semantics": semantics}
         self.input_names = [r.layer for r in self._graph.inputs]
         self.output_names = [r.layer for r in self._graph.outputs]
         self.input_specs = self._input_specs()
@@ -650,6 +683,8 @@ class Model:
                 try:
                     _check_weights(runner, arrays, input_shape, where)
                     runner.set_weights(arrays)
+                    if isinstance(runner, blocks.Block):
+                        runner._input_shape = input_shape  # pickling checks again
                 except (TypeError, IndexError) as error:
                     raise ValueError(f"{where}: its input shape {input_shape} does not fit "
                                      f"({error}).") from None
@@ -670,6 +705,22 @@ class Model:
                     self._runners[spec.name] is not None:
                 raise ValueError(f"layer {spec.name!r} has weights but is never called.")
         return shapes
+
+    def _shared_weights(self, weights):
+        """The file's arrays, kept for pickling; where a recurrent layer holds the
+        same bits in its own read-only arrays (no cuDNN conversion, no dtype
+        change), those instead, so that the model holds its weights once."""
+        shared = dict(weights)
+        for name, runner in self._runners.items():
+            if not isinstance(runner, recurrent.RecurrentNode) or name not in weights or \
+                    any(cudnn for _, _, cudnn in runner.groups):
+                continue
+            held = [w for layer in runner._weight_layers()
+                    for w in (layer.kernel, layer.recurrent_kernel, layer.bias) if w is not None]
+            arrays = weights[name]
+            if len(held) == len(arrays) and all(_same_bits(h, a) for h, a in zip(held, arrays)):
+                shared[name] = held
+        return shared
 
     def _mark_plain_steps(self):
         """``step.plain``: the Ref of the one output of a call that reads one tensor
@@ -1047,6 +1098,73 @@ class Model:
             arrays.append(x)
         return arrays
 
+    # ---- pickling ----------------------------------------------------------------
+
+    def __reduce__(self):
+        """Pickle (and copy) as data: the file's configuration and arrays, the
+        options it was loaded with and, for a stateful model, its states. The other
+        side builds it again through load_model's checks (:func:`_rebuild_model`);
+        no compiled code travels. Changes made to the layers' weights after loading
+        do not travel: the model is sent as it was loaded, with its states."""
+        saved = self._saved
+        options = {**self._options, "stateful": self._stateful}
+        return _rebuild_model, (saved.config, saved.weights, saved.source, options,
+                                self._carried())
+
+    def _carried(self):
+        """A stateful model's states: the batch size, each recurrent layer's states
+        (per layer of a Bidirectional or stack), the causal convolutions' past
+        inputs; None for a model that is not stateful."""
+        if self._stream is None:
+            return None
+        layers = {name: [None if layer.states is None else list(layer.states)
+                         for layer in runner._weight_layers()]
+                  for name, runner in self._runners.items()
+                  if isinstance(runner, recurrent.RecurrentNode)}
+        return {"batch": self._stream.batch, "layers": layers,
+                "contexts": dict(self._stream.contexts)}
+
+    def _restore(self, carried):
+        """Give a rebuilt stateful model the states of :meth:`_carried`, each
+        checked as an assignment (``layer.states = ...``) and against the batch
+        size; ValueError for states that do not fit."""
+        if carried is None:
+            return
+        if self._stream is None or not isinstance(carried, dict) or \
+                set(carried) != {"batch", "layers", "contexts"}:
+            raise ValueError("the pickled states do not belong to a stateful model.")
+        batch = carried["batch"]
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                                  or batch < 1):
+            raise ValueError(f"the pickled batch size must be a positive integer or None; "
+                             f"received {batch!r}.")
+        for name, states in dict(carried["layers"]).items():
+            runner = self._runners.get(name)
+            if not isinstance(runner, recurrent.RecurrentNode):
+                raise ValueError(f"the pickled states name {name!r}, which is not a "
+                                 "recurrent layer of the model.")
+            layers = runner._weight_layers()
+            if not isinstance(states, list) or len(states) != len(layers):
+                raise ValueError(f"layer {name!r}: the pickled states must be a list of "
+                                 f"{len(layers)} entries, one per layer.")
+            for layer, value in zip(layers, states):
+                layer.states = value  # checked: one (batch, units) array per state
+                if value is not None and layer.states[0].shape[0] != batch:
+                    raise ValueError(f"layer {name!r}: the pickled states have batch size "
+                                     f"{layer.states[0].shape[0]}; the model's is {batch}.")
+        spans = {(step.spec.name, step.index): step.runner for step in self._stream.carries
+                 if isinstance(step.runner, blocks.Conv1D)}
+        contexts = {}
+        for key, value in dict(carried["contexts"]).items():
+            runner = spans.get(key)
+            value = np.asarray(value)
+            if runner is None or value.dtype != np.dtype(runner.dtype) or value.ndim != 3 or \
+                    value.shape[:2] != (batch, _span(runner) - 1):
+                raise ValueError(f"the pickled past inputs {key!r} do not fit a causal "
+                                 "convolution of the model.")
+            contexts[key] = np.array(value)
+        self._stream.batch, self._stream.contexts = batch, contexts
+
     def __repr__(self):
         return (f"<minirnn.Model {self._graph.kind} with {len(self.layers)} layers, inputs "
                 f"{self.input_names}, outputs {self.output_names}>")
@@ -1115,6 +1233,16 @@ def _shape_text(shape):
     if shape is None:
         return "?"
     return "(" + ", ".join("None" if n is None else str(n) for n in shape) + ")"
+
+
+def _same_bits(a, b):
+    """Whether two arrays have the same dtype, shape and bits."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape or a.dtype.kind != "f":
+        return False
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    return bool(np.array_equal(np.ascontiguousarray(a).view(bits),
+                               np.ascontiguousarray(b).view(bits)))
 
 
 def _check_stateful(value):
@@ -1199,14 +1327,48 @@ def load_model(path, weights=None, *, dtype=None, bitwise=False, semantics=None,
     _check_arguments(dtype, bitwise, semantics)
     _check_stateful(stateful)
     saved = files.read(path, weights)
+    return _from_saved(saved, path, dtype=dtype, bitwise=bitwise, semantics=semantics,
+                       stateful=stateful)
+
+
+def _from_saved(saved, where, **options):
+    """A :class:`Model` of a file's content, checked: custom objects refused, every
+    error a FileFormatError (a ValueError) that starts with ``where``."""
     problems = [problem for _, problem in custom_objects(saved.config)]
     try:
-        return Model(saved, dtype=dtype, bitwise=bitwise, semantics=semantics,
-                     problems=problems, stateful=stateful)
+        return Model(saved, problems=problems, **options)
     except (FileFormatError, BitwiseUnsupportedError):
         raise
     except ValueError as error:
-        raise FileFormatError(f"{path}: {error}") from None
+        raise FileFormatError(f"{where}: {error}") from None
     except (TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
-        raise FileFormatError(f"{path}: malformed model configuration ({type(error).__name__}: "
+        raise FileFormatError(f"{where}: malformed model configuration ({type(error).__name__}: "
                               f"{error})") from None
+
+
+def _rebuild_model(config, weights, source, options, carried):
+    """A pickled :class:`Model` again (see ``Model.__reduce__``): its configuration and
+    arrays go through load_model's checks, then a stateful model gets its states.
+    A payload that does not fit (a weight of the wrong shape, a setting minirnn
+    refuses) raises ValueError (FileFormatError) naming the layer."""
+    if not isinstance(config, dict) or not isinstance(weights, dict) or \
+            not isinstance(source, dict) or not isinstance(options, dict) or \
+            set(options) != {"dtype", "bitwise", "semantics", "stateful"}:
+        raise FileFormatError("pickled minirnn model: not a configuration, weights, "
+                              "source and options.")
+    if not all(isinstance(arrays, (list, tuple)) for arrays in weights.values()):
+        raise FileFormatError("pickled minirnn model: each layer's weights must be a list "
+                              "of arrays.")
+    weights = {name: list(arrays) for name, arrays in weights.items()}
+    where = f"pickled minirnn model of {source.get('path') or 'an in-memory model'}"
+    _check_arguments(options["dtype"], options["bitwise"], options["semantics"])
+    _check_stateful(options["stateful"])
+    model = _from_saved(files.SavedModel(config, weights, source), where, **options)
+    try:
+        model._restore(carried)
+    except (TypeError, KeyError, AttributeError) as error:
+        raise FileFormatError(f"{where}: malformed states ({type(error).__name__}: "
+                              f"{error})") from None
+    except ValueError as error:
+        raise FileFormatError(f"{where}: {error}") from None
+    return model

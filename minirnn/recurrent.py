@@ -7,7 +7,11 @@ defaults for the writer's version where a configuration leaves a setting out.
 shapes, output shapes, Keras' mask rule (the output keeps the mask with
 return_sequences, and drops it without), and a call that takes the mask and the
 initial state the graph hands over. :class:`StackedRNN` runs RNN(StackedRNNCells)
-as a chain of layers, one per cell.
+as a chain of layers, one per cell. Both pickle as their constructor's arguments
+(the layers pickle as theirs, :mod:`minirnn.attributes`).
+
+May use: numpy, :mod:`minirnn.bidirectional`, :mod:`minirnn.keras2` and
+:mod:`minirnn.layers`.
 """
 
 import numpy as np
@@ -173,6 +177,13 @@ class StackedRNN:
         self.bitwise = all(layer.bitwise for layer in layers)
         self.units = layers[-1].units
 
+    def __reduce__(self):
+        """Pickle as the constructor's arguments (each layer as its own), and the
+        name a model gives it."""
+        arguments = (self.layers, self.return_sequences, self.return_state,
+                     self.go_backwards, self.zero_output_for_mask)
+        return _rebuild_stack, (arguments, getattr(self, "name", None))
+
     @property
     def stateful(self):
         return self.layers[0].stateful
@@ -246,6 +257,22 @@ class StackedRNN:
         return {"cells": self._run(x, mask, initial_state, trace=True)[2]}
 
 
+def _rebuild_stack(arguments, name):
+    """A pickled :class:`StackedRNN`: its constructor on checked arguments."""
+    layers, *flags = arguments
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(layer, (LSTM, GRU, SimpleRNN)) for layer in layers):
+        raise TypeError("a pickled StackedRNN must hold a list of minirnn LSTM, GRU or "
+                        "SimpleRNN layers.")
+    if not all(isinstance(flag, bool) for flag in flags) or len(flags) != 4:
+        raise TypeError("a pickled StackedRNN's return_sequences, return_state, "
+                        "go_backwards and zero_output_for_mask must be True or False.")
+    stack = StackedRNN(layers, *flags)
+    if name is not None:
+        stack.name = str(name)
+    return stack
+
+
 def _rnn_layers(class_name, config, dtype, semantics, keras_version, where, bitwise):
     """(minirnn layer or StackedRNN, list of (class, arguments, cudnn) per weight group)."""
     if class_name in ("CuDNNLSTM", "CuDNNGRU"):
@@ -315,6 +342,11 @@ class RecurrentNode:
         self.weight_dtype = weight_dtype
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
+
+    def __reduce__(self):
+        """Pickle as the constructor's arguments (the layer as its own)."""
+        return RecurrentNode, (self.name, self.keras_class, self.layer, self.groups,
+                               self.where, self.weight_dtype)
 
     @property
     def dtype(self):

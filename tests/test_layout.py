@@ -80,7 +80,7 @@ def allowed(module):
     match = re.search(r"May (?:use|import):(.*?)(?:\n\s*\n|$)", doc, re.S)  # its paragraph
     if not match:
         return None
-    text = match.group(1)
+    text = " ".join(match.group(1).split())
     own = set(re.findall(r"`(minirnn(?:\.\w+)*)`", text))
     words = set(re.findall(r"\b[a-z][\w-]*\b", re.sub(r"`minirnn(?:\.\w+)*`", "", text)))
     return words, own, "own modules" in text

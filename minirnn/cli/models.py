@@ -4,6 +4,10 @@ arrays from .npy / .npz files, and naming the recurrent layers.
 Every problem with a file the user named (a model minirnn cannot load, inputs that
 do not fit it) becomes a :class:`CommandError` (exit 2) naming the file and the
 reason; nothing here imports TensorFlow or Keras.
+
+May use: numpy, :mod:`minirnn.bidirectional`, :mod:`minirnn.bitwise`,
+:mod:`minirnn.layers`, :mod:`minirnn.model`, :mod:`minirnn.recurrent` and its own
+modules.
 """
 
 import os

@@ -3,6 +3,8 @@
 On a terminal the bar is redrawn in place (carriage returns); redirected to a
 file or a pipe it draws nothing while it runs and writes one plain line at the
 end, so that a log holds the summary and no ``\\r`` frames.
+
+May use: the standard library only.
 """
 
 import sys
