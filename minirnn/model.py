@@ -397,8 +397,12 @@ class Streaming:
             timed[graphs.Ref(ref.layer, 0, 0)] = rank >= 3 or (
                 rank == 2 and spec["int_high"] is not None)
         self.input_timed = [timed[graphs.Ref(ref.layer, 0, 0)] for ref in model._graph.inputs]
+        self.ranks = {}  # a mask operation's output -> its rank (None: not known)
         for step in model._order:
             self._plan(step, timed, model._shapes)
+        self.layers = [layer for runner in model._runners.values()
+                       if isinstance(runner, recurrent.RecurrentNode)
+                       for layer in runner._weight_layers()]  # those with states
         self.output_timed = [timed[ref] for ref in model._graph.outputs]
 
     def _plan(self, step, timed, shapes):
@@ -412,6 +416,10 @@ class Streaming:
         shape = None if isinstance(runner, MaskOperation) else _take(step.x, shapes)
         if isinstance(read, list) and shape is not None:
             shape = shape[0]
+        if isinstance(runner, MaskOperation):
+            rank = self._mask_rank(runner, step, shapes)
+            self.ranks[graphs.Ref(name, step.index, 0)] = rank
+            shape = None if rank is None else (None,) * self._input_rank(step, shapes)
         if isinstance(runner, recurrent.RecurrentNode) and not on_time:
             reason = "its input has no time axis of the stream (a layer before it " \
                 "returns one value per slice)"
@@ -434,6 +442,38 @@ class Streaming:
         for k, value in enumerate(out):
             timed[graphs.Ref(name, step.index, k)] = value
 
+    def _rank(self, ref, shapes):
+        if ref in self.ranks:
+            return self.ranks[ref]
+        shape = shapes.get(ref)
+        return None if shape is None else len(shape)
+
+    def _input_rank(self, step, shapes):
+        """The rank of a mask operation's (first) input, or None where not known."""
+        refs = step.x if isinstance(step.x, list) else [step.x]
+        ranks = [self._rank(r, shapes) for r in refs if isinstance(r, graphs.Ref)]
+        return None if not ranks or None in ranks else max(ranks)
+
+    def _mask_rank(self, runner, step, shapes):
+        """The rank of a mask operation's output, from its input's and its axis."""
+        rank = self._input_rank(step, shapes)
+        if rank is None:
+            return None
+        op, config = runner.keras_class, runner.config
+        if op in ("Any", "All"):
+            if config.get("keepdims"):
+                return rank
+            axis = config.get("axis")
+            return 0 if axis is None else rank - (len(axis) if isinstance(axis, list) else 1)
+        if op == "ExpandDims":
+            return rank + 1
+        if op == "Squeeze":
+            axis = config.get("axis")
+            return None if axis is None else rank - (len(axis) if isinstance(axis, list) else 1)
+        if op == "BroadcastTo":
+            return len(config.get("shape") or ()) or None
+        return rank
+
     def check_batch(self, arrays):
         """The first call fixes the batch size; later calls must keep it."""
         batch = arrays[0].shape[0]
@@ -448,6 +488,19 @@ class Streaming:
     def reset(self):
         self.contexts = {key: np.zeros_like(value) for key, value in self.contexts.items()}
 
+    def snapshot(self):
+        """What a call may change: the batch size, the causal convolutions' past
+        inputs and every recurrent layer's states (arrays a call replaces, never
+        writes into, so references suffice)."""
+        return (self.batch, dict(self.contexts),
+                [(layer, layer.__dict__["states"]) for layer in self.layers])
+
+    def restore(self, snapshot):
+        self.batch, contexts, states = snapshot
+        self.contexts = contexts
+        for layer, value in states:
+            layer.__dict__["states"] = value  # as they were: checked when first stored
+
 
 def _span(convolution):
     return (convolution.kernel_size - 1) * convolution.dilation_rate + 1
@@ -461,9 +514,17 @@ def _needs_sequence(runner, step, shape):
             return "it broadcasts to a fixed shape"
         if runner.keras_class in _AXIS_OPERATIONS:
             axes = axis if isinstance(axis, list) else [axis]
+            rank = None if shape is None else len(shape)  # the input's, where known
+            if runner.keras_class == "ExpandDims" and rank is not None:
+                rank += 1  # its axis counts in the output
             if (axis is None and runner.keras_class != "ExpandDims") or any(
                     isinstance(a, int) and 0 <= a <= 1 for a in axes):
                 return f"it works along the time axis (axis={axis})"
+            if any(isinstance(a, int) and a < 0 and (rank is None or a + rank <= 1)
+                   for a in axes):
+                return (f"it works along the time axis (axis={axis})" if rank is not None
+                        else f"axis={axis} counts from the end of an input whose rank is "
+                             "not known here, so it may be the time axis")
         return None
     if isinstance(runner, recurrent.RecurrentNode):
         layer = runner.layer
@@ -933,11 +994,28 @@ class Model:
         time steps (any number of them), and the first call fixes the batch size."""
         arrays = self._inputs(x)
         if self._stream is not None:
-            self._stream.check_batch(arrays)
+            return self._run_slice(arrays)
         return self._run(arrays)
+
+    def _run_slice(self, arrays, capture=None):
+        """A stateful model's call: the next slice of its sequences. A call that
+        fails (bad token ids, say) leaves the stream as it was: the batch size it
+        would have fixed, and every state and carried input."""
+        stream = self._stream
+        before = stream.snapshot()
+        stream.check_batch(arrays)
+        try:
+            return self._run(arrays, capture=capture)
+        except BaseException:
+            stream.restore(before)
+            raise
 
     def predict(self, x, batch_size=None):
         """As ``model(x)``, in slices of ``batch_size`` samples (None: all at once)."""
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size <= 0):
+            raise ValueError(f"`batch_size` must be a positive integer or None; received "
+                             f"{batch_size!r}.")
         arrays = self._inputs(x)
         n = arrays[0].shape[0]
         if self._stream is not None:
@@ -945,14 +1023,9 @@ class Model:
                 raise ValueError(f"this model is stateful: its calls continue the same "
                                  f"{n} sequences, so `batch_size` cannot slice them; "
                                  "feed it slices of time steps instead.")
-            self._stream.check_batch(arrays)
-            return self._run(arrays)
+            return self._run_slice(arrays)
         if batch_size is None:
             return self._run(arrays)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
-                batch_size <= 0:
-            raise ValueError(f"`batch_size` must be a positive integer or None; received "
-                             f"{batch_size!r}.")
         parts = [self._run([a[i:i + batch_size] for a in arrays]) for i in range(0, n,
                                                                                    batch_size)]
         if isinstance(parts[0], list):
@@ -971,8 +1044,18 @@ class Model:
         if layer not in recurrent_names:
             raise ValueError(f"`layer` must name a recurrent layer of the model, one of "
                              f"{recurrent_names}; received {layer!r}.")
-        x, mask, state = self._run(self._inputs(x), capture=layer)
-        return self._runners[layer].trace(x, mask, state)
+        arrays = self._inputs(x)
+        if self._stream is None:
+            x, mask, state = self._run(arrays, capture=layer)
+            return self._runners[layer].trace(x, mask, state)
+        # A stateful model traces the next slice without moving its stream: the layers
+        # before the traced one run (and carry) as in a call, then go back.
+        before = self._stream.snapshot()
+        try:
+            x, mask, state = self._run_slice(arrays, capture=layer)
+            return self._runners[layer].trace(x, mask, state)
+        finally:
+            self._stream.restore(before)
 
     # ---- streaming ---------------------------------------------------------------
 
@@ -987,7 +1070,7 @@ class Model:
 
     @stateful.setter
     def stateful(self, value):
-        _check_stateful(value)
+        _check_stateful(value, allow_none=False)
         stream = Streaming(self) if value else None
         for node in self._recurrent_nodes():
             node.set_stateful(bool(value))
@@ -1245,9 +1328,11 @@ def _same_bits(a, b):
                                np.ascontiguousarray(b).view(bits)))
 
 
-def _check_stateful(value):
-    if not (value is None or isinstance(value, (bool, np.bool_))):
-        raise TypeError(f"`stateful` must be True, False or None; received {value!r}.")
+def _check_stateful(value, allow_none=True):
+    """``stateful``: True or False; None too where it means "as the file says"."""
+    if not ((allow_none and value is None) or isinstance(value, (bool, np.bool_))):
+        raise TypeError(f"`stateful` must be True{', False or None' if allow_none else ' or False'}; "
+                        f"received {value!r}.")
 
 
 def _check_arguments(dtype, bitwise, semantics):

@@ -248,3 +248,54 @@ def test_predict_stream_on_a_npy_file(k, tmp_path, capsys):
                        str(tmp_path / "x.npz"), "--stream"])
     assert status == 2
     assert "npz" in capsys.readouterr().err
+
+
+def test_a_mask_reduced_over_time_by_a_negative_axis_is_refused(k):
+    """all(mask, axis=-1) on a (batch, timesteps) mask reduces over time: refused,
+    while Masking's any(..., axis=-1) over the features of (batch, timesteps, D) streams."""
+    inputs = k.Input((None, 3))
+    mask = k.ops.any(k.ops.not_equal(inputs, 0.0), axis=-1)
+    mask = k.ops.logical_and(mask, k.ops.all(mask, axis=-1, keepdims=True))
+    y = k.layers.LSTM(4, return_sequences=True)(inputs, mask=mask)
+    model = minirnn.from_keras(randomize(k.Model(inputs, y)))
+    with pytest.raises(ValueError, match=r"works along the time axis \(axis=-1\)"):
+        model.stateful = True
+    masked = k.layers.Masking(0.0)(inputs)
+    fine = minirnn.from_keras(randomize(k.Model(inputs, k.layers.GRU(3, return_sequences=True)(masked))))
+    fine.stateful = True  # axis -1 of (batch, timesteps, features): the features
+
+
+def test_trace_and_failed_calls_leave_the_stream_as_it_was(k):
+    model = minirnn.from_keras(randomize(causal_model(k, "float32")))
+    model.stateful = True
+    x = tokens(3)
+    with pytest.raises(ValueError, match="input_dim"):
+        model(np.full((5, 4), 99))           # a failed first call fixes no batch size
+    first = model(x[:, :6])
+    name = [layer.name for layer in model.layers if isinstance(layer, minirnn.LSTM)][0]
+    model.trace(x[:, 6:], layer=name)        # looks at the next slice, moves nothing
+    with pytest.raises(ValueError, match="input_dim"):
+        model(np.full((3, 4), 99))           # a failed call moves nothing either
+    rest = model(x[:, 6:])
+    np.testing.assert_array_equal(np.concatenate([first, rest], axis=1),
+                                  streamed(model, x, [6, x.shape[1] - 6]))
+    with pytest.raises(TypeError, match="stateful"):
+        model.stateful = None
+
+
+def test_predict_stream_on_no_steps_and_on_a_fixed_slice_length(k, tmp_path, capsys):
+    inputs = k.Input(batch_shape=(2, 1, 3))      # Keras' stateful: one step per call
+    y = k.layers.Dense(2)(k.layers.LSTM(4, return_sequences=True, stateful=True)(inputs))
+    randomize(k.Model(inputs, y)).save(tmp_path / "fixed.keras")
+    x = np.random.default_rng(0).standard_normal((2, 9, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    out = str(tmp_path / "y.npz")
+    assert app.main(["predict", str(tmp_path / "fixed.keras"), "--input",
+                     str(tmp_path / "x.npy"), "--stream", "--output", out]) == 0
+    model = minirnn.load_model(str(tmp_path / "fixed.keras"))
+    np.testing.assert_array_equal(np.load(out)["dense"],
+                                  np.concatenate([model(x[:, t:t + 1]) for t in range(9)], 1))
+    np.save(tmp_path / "empty.npy", x[:, :0])
+    assert app.main(["predict", str(tmp_path / "fixed.keras"), "--input",
+                     str(tmp_path / "empty.npy"), "--stream"]) != 0
+    assert "no time steps" in capsys.readouterr().err

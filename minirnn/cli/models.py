@@ -79,11 +79,14 @@ def read_inputs(path, model):
         f"or {len(wanted)} array(s) in order")
 
 
-def check_inputs(model, arrays, where):
+def check_inputs(model, arrays, where, any_length=False):
     """Raise CommandError unless ``arrays`` fit ``model.input_specs``: numbers, the
-    rank and the fixed sizes of each input, one batch size for all."""
+    rank and the fixed sizes of each input, one batch size for all. ``any_length``:
+    the time axis (axis 1) may have any length, for a stream cut into slices."""
     for array, spec in zip(arrays, model.input_specs):
         name, shape = spec["name"], tuple(spec["shape"])
+        if any_length and len(shape) > 1:
+            shape = (shape[0], None) + shape[2:]
         expected = "(" + ", ".join("None" if n is None else str(n) for n in shape) + ")"
         if array.dtype.kind not in "biuf":
             raise CommandError(f"the input {name!r} from {where} must hold numbers; "

@@ -231,11 +231,21 @@ def run_stream(args):
                            "(not a .npy file or a folder)")
     model = models.load(args.path, weights=args.weights, stateful=True)
     x = _mapped_input(args.input, model)
-    models.check_inputs(model, [x], args.input)
+    models.check_inputs(model, [x], args.input, any_length=True)
     if not model._stream.input_timed[0]:
         raise CommandError(f"the model's input {model.input_names[0]!r} has no time axis "
                            "to stream (a sequence is (batch, timesteps, ...), or "
                            "(batch, timesteps) of integers for an Embedding)")
+    if x.shape[1] == 0:
+        raise CommandError(f"--input {args.input}: no time steps to stream (shape "
+                           f"{tuple(x.shape)})")
+    steps = model.input_specs[0]["shape"][1]
+    if steps is not None:  # a model built for slices of a fixed length (Keras' stateful)
+        if x.shape[1] % steps:
+            raise CommandError(f"--input {args.input}: the model takes slices of exactly "
+                               f"{steps} time steps, so the input's {x.shape[1]} must be a "
+                               f"multiple of {steps}")
+        args.chunk = steps  # each call one slice of that length, as the model says
     names, timed = model.output_names, model._stream.output_timed
     folder = tempfile.mkdtemp(prefix="minirnn-stream-", dir=os.path.dirname(
         os.path.abspath(args.output)) if args.output else None)
