@@ -204,10 +204,12 @@ class Dense(Block):
 
     def call(self, x):
         # (B, T, C) as one (B T, C) product: a 3-D matmul is one BLAS call per row
-        y = (x.reshape(-1, x.shape[-1]) @ self.weights[0]).reshape(*x.shape[:-1], self.units)
+        y = x.reshape(-1, x.shape[-1]) @ self.weights[0]
         if self.use_bias:
-            y = y + self.weights[1]
-        return self.function(y).astype(self.dtype, copy=False)
+            y += self.weights[1]  # into the product's fresh array: the same sums
+        y = y.reshape(x.shape[:-1] + (self.units,))
+        return y if self.function is activations.linear else \
+            self.function(y).astype(self.dtype, copy=False)
 
 
 class Embedding(Block):
@@ -247,9 +249,11 @@ class Embedding(Block):
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"{self.where}: the input holds NaN or infinity; expected "
                                  f"integers in [0, {self.input_dim}).")
-        try:  # indexing refuses indices >= input_dim; negative ones would wrap
+        try:  # take refuses indices >= input_dim; negative ones would wrap, so:
+            if index.dtype == np.int32:  # seen as uint32, a negative one is >= 2**31
+                return self.weights[0].take(index.view(np.uint32), axis=0)
             if not index.size or index.min() >= 0:
-                return self.weights[0][index]
+                return self.weights[0].take(index, axis=0)
         except IndexError:
             pass
         raise ValueError(

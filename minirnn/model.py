@@ -798,6 +798,22 @@ class Model:
                 and not getattr(runner, "clears_masks", ())) else None
         self._plain_dtypes = [None if self._input_dtype(spec) is None else
                               np.dtype(self._input_dtype(spec)) for spec in self.input_specs]
+        # A chain: one input, each call reading the one before's output, one output
+        # (every Sequential model): _run walks it without the store of values.
+        chain, previous = [], None
+        if len(self._graph.inputs) == 1 and len(self._graph.outputs) == 1:
+            previous = graphs.Ref(self._graph.inputs[0].layer, 0, 0)
+            for step in self._order:
+                if step.runner is None:
+                    continue
+                if step.plain is None or step.x != previous:
+                    chain = previous = None
+                    break
+                chain.append(step)
+                previous = step.plain
+        self._chain = chain if previous is not None and chain and \
+            previous == self._graph.outputs[0] else None
+        self._chain_calls = None  # the chain's functions, made by _run (see _link)
 
     @property
     def layers(self):
@@ -912,6 +928,17 @@ class Model:
     def _run(self, arrays, capture=None):
         """Every call in order; returns the outputs (or, with ``capture``, the
         (x, mask, initial_state) that reach that layer's first call)."""
+        if capture is None and self._chain is not None:
+            calls = self._chain_calls
+            if calls is None:
+                calls = self._chain_calls = [_link(step, self._stream) for step in self._chain]
+            value, mask, k = arrays[0], None, 0
+            try:
+                for k, call in enumerate(calls):
+                    value, mask = call(value, mask)
+            except (TypeError, IndexError, KeyError) as error:
+                raise _cannot_run(self._chain[k], value, error) from None
+            return value
         store = {}
         for ref, array in zip(self._graph.inputs, arrays):
             store[graphs.Ref(ref.layer, 0, 0)] = (array, None)
@@ -1075,6 +1102,7 @@ class Model:
         for node in self._recurrent_nodes():
             node.set_stateful(bool(value))
         self._stream, self._stateful = stream, bool(value)
+        self._chain_calls = None  # they call the stream's carries, or not
 
     def reset_states(self):
         """Start every sequence again: zero the recurrent layers' states and the
@@ -1251,6 +1279,34 @@ class Model:
     def __repr__(self):
         return (f"<minirnn.Model {self._graph.kind} with {len(self.layers)} layers, inputs "
                 f"{self.input_names}, outputs {self.output_names}>")
+
+
+_ONE_LAYER = (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN)
+
+
+def _link(step, stream):
+    """One call of a chain as a function (value, mask) -> (output, output mask): the
+    same as _call_layer (or the stream's carry) with the choices made once."""
+    runner = step.runner
+    carry = None if stream is None else stream.carries.get(step)
+    if carry is _carry_recurrent and isinstance(runner.layer, _ONE_LAYER) and \
+            not runner.return_state:
+        # An unmasked slice of one stateful layer: its call is the whole carry (no
+        # steps wait for the mask, and the output has no mask without one).
+        layer = runner.layer
+
+        def call(x, mask):
+            if mask is None:
+                return layer(x), None
+            return carry(stream, step, x, mask)
+        return call
+    if carry is not None:
+        return lambda x, mask: carry(stream, step, x, mask)
+    if isinstance(runner, recurrent.RecurrentNode):
+        return lambda x, mask: (runner(x, mask, None), runner.compute_mask(x, mask))
+    if runner.uses_mask or runner.merges:
+        return lambda x, mask: (runner(x, mask), runner.compute_mask(x, mask))
+    return lambda x, mask: (runner(x), runner.compute_mask(x, mask))
 
 
 def _call_layer(runner, x, masks, state, arguments=None):

@@ -293,7 +293,7 @@ def test_predict_stream_on_no_steps_and_on_a_fixed_slice_length(k, tmp_path, cap
     assert app.main(["predict", str(tmp_path / "fixed.keras"), "--input",
                      str(tmp_path / "x.npy"), "--stream", "--output", out]) == 0
     model = minirnn.load_model(str(tmp_path / "fixed.keras"))
-    np.testing.assert_array_equal(np.load(out)["dense"],
+    np.testing.assert_array_equal(np.load(out)[model.output_names[0]],
                                   np.concatenate([model(x[:, t:t + 1]) for t in range(9)], 1))
     np.save(tmp_path / "empty.npy", x[:, :0])
     assert app.main(["predict", str(tmp_path / "fixed.keras"), "--input",
