@@ -492,13 +492,13 @@ class Streaming:
         """What a call may change: the batch size, the causal convolutions' past
         inputs and every recurrent layer's states (arrays a call replaces, never
         writes into, so references suffice)."""
-        return (self.batch, dict(self.contexts),
-                [(layer, layer.__dict__["states"]) for layer in self.layers])
+        return (self.batch, dict(self.contexts) if self.contexts else None,
+                [layer.__dict__["states"] for layer in self.layers])
 
     def restore(self, snapshot):
         self.batch, contexts, states = snapshot
-        self.contexts = contexts
-        for layer, value in states:
+        self.contexts = contexts or {}
+        for layer, value in zip(self.layers, states):
             layer.__dict__["states"] = value  # as they were: checked when first stored
 
 
@@ -798,6 +798,12 @@ class Model:
                 and not getattr(runner, "clears_masks", ())) else None
         self._plain_dtypes = [None if self._input_dtype(spec) is None else
                               np.dtype(self._input_dtype(spec)) for spec in self.input_specs]
+        self._ready_input = None
+        if len(self.input_specs) == 1 and self._plain_dtypes[0] is not None:
+            shape = self.input_specs[0]["shape"]
+            self._ready_input = (self._plain_dtypes[0], len(shape),
+                                 tuple((axis, n) for axis, n in enumerate(shape)
+                                       if axis and n is not None))
         # A chain: one input, each call reading the one before's output, one output
         # (every Sequential model): _run walks it without the store of values.
         chain, previous = [], None
@@ -863,12 +869,11 @@ class Model:
     # ---- running -----------------------------------------------------------------
 
     def _inputs(self, x):
-        if type(x) is np.ndarray and len(self.input_specs) == 1 and \
-                x.dtype == self._plain_dtypes[0]:  # the short path of one ready array
-            shape = self.input_specs[0]["shape"]
-            if x.ndim == len(shape) and x.shape[0] and all(
-                    e is None or e == n for e, n in zip(shape[1:], x.shape[1:])):
-                return [x]
+        ready = self._ready_input  # the short path of one ready array (dtype, rank, sizes)
+        if ready is not None and type(x) is np.ndarray and x.dtype == ready[0] and \
+                x.ndim == ready[1] and x.shape[0] and \
+                all(x.shape[axis] == n for axis, n in ready[2]):
+            return [x]
         names = self.input_names
         if isinstance(x, dict):
             missing = [n for n in names if n not in x]
@@ -1306,6 +1311,8 @@ def _link(step, stream):
         return lambda x, mask: (runner(x, mask, None), runner.compute_mask(x, mask))
     if runner.uses_mask or runner.merges:
         return lambda x, mask: (runner(x, mask), runner.compute_mask(x, mask))
+    if type(runner).compute_mask is blocks.Block.compute_mask and runner.mask_rule == "passes":
+        return lambda x, mask: (runner(x), mask)  # Dense and the like: the mask passes
     return lambda x, mask: (runner(x), runner.compute_mask(x, mask))
 
 
