@@ -395,12 +395,34 @@ def corpus(base):
                     source(speed, base, MAIN, "corpus")]
 
 
+def corpus_export(base):
+    """The corpus through the ONNX export: counts, and why each file that does not
+    export does not."""
+    results = load(MAIN, "corpus-export")
+    counts = results["counts"]
+    files = results["files"]
+    def why(message):  # without the exception's name and the file's path on this machine
+        message = message.split(": ", 1)[-1]
+        if message.startswith("/"):
+            message = message.split(": ", 1)[-1]
+        return message[:160].replace("|", "/")
+
+    rows = [[name.split("/", 1)[0] + ": " + name.split("/")[-1], record["result"],
+             why(record.get("message", ""))]
+            for name, record in files.items() if record["result"] != "exported"]
+    lines = [f"Of the {len(files)} files of the model corpus, {counts.get('exported', 0)} "
+             f"export and pass the check; the others:", ""]
+    lines += _table(["file", "result", "why"], "lll", rows)
+    return lines + ["", source(results, base, MAIN, "corpus-export")]
+
+
 # Which blocks a file may hold, and the prefix of its links to the repository root.
 BLOCKS = {
     "readme-speed": readme_speed, "readme-exactness": exactness, "exactness": exactness,
     "engine-errors": engine_errors, "peers": peers, "all-engines": all_engines,
     "float64": float64, "bitwise-cost": bitwise_cost, "gpu": gpu, "memory": memory,
     "startup": startup, "index": index, "readme-corpus": readme_corpus, "corpus": corpus,
+    "corpus-export": corpus_export,
 }
 FILES = ("README.md", "docs/exactness.md", "docs/benchmarks.md", "docs/saved-models.md")
 

@@ -262,6 +262,12 @@ def _decoder_with_mask(keras):
     return keras.Model([encoder, decoder], y)
 
 
+def _leaky_relu(keras):
+    inputs = keras.Input((6, 3))
+    h = keras.layers.LeakyReLU(negative_slope=0.17)(keras.layers.Dense(5)(inputs))
+    return keras.Model(inputs, keras.layers.LSTM(4)(h))
+
+
 def _uint8_tokens(keras):
     inputs = keras.Input((None,), dtype="uint8")
     h = keras.layers.Embedding(30, 4, mask_zero=True)(inputs)
@@ -269,7 +275,7 @@ def _uint8_tokens(keras):
 
 
 @pytest.mark.parametrize("build", [_embedding_lstm, _masking_bidirectional, _conv_gru,
-                                   _decoder_with_mask, _uint8_tokens])
+                                   _decoder_with_mask, _uint8_tokens, _leaky_relu])
 def test_whole_models_export(keras, tmp_path, build):
     model = _model(keras, build)
     path = str(tmp_path / "model.onnx")
