@@ -17,8 +17,11 @@ ingredient and says which one is missing:
   at AVX2, AVX2_VNNI or AVX2_VNNI_2. Other caps (AVX, SSE41: other kernels, no
   fused multiply-adds) and TF_ENABLE_ONEDNN_OPTS=0 (Eigen's products: another
   order for single rows and K > 768) are refused with what was measured;
-- TensorFlow 2.21 if TensorFlow is installed (the measured Eigen, oneDNN 3.7 and
-  build flags; Eigen's tanh changed in 2024, for example);
+- if TensorFlow is installed, a release measured to give TensorFlow 2.21's bits
+  (:data:`SAME_BITS_TENSORFLOW`: 2.21 and 2.20, whose Eigen formulas and oneDNN 3.7
+  are 2.21's); 2.16-2.19 were measured to differ in their tanh (and 2.16 in its
+  sigmoid), Eigen's older formulas (:data:`DIFFERENT_TENSORFLOW`), and other releases
+  are not measured (``reference/tf_versions.py`` measures a release);
 - the compiled arithmetic of this machine reproduces recorded TensorFlow results
   for the kernels modelled: activations with their scalar tail, denormal flushing,
   and products across oneDNN's K blocks and tiles (``reference/bitwise_vectors.py``
@@ -42,9 +45,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["bitwise_support", "bitwise_differences", "BitwiseSupport", "BitwiseUnsupportedError", "ACTIVATIONS",
-           "MODELLED_TENSORFLOW", "onednn_kernels"]
+           "MODELLED_TENSORFLOW", "SAME_BITS_TENSORFLOW", "DIFFERENT_TENSORFLOW",
+           "onednn_kernels"]
 
 MODELLED_TENSORFLOW = "2.21"
+# TensorFlow releases (major.minor) measured to give 2.21's float32 bits: the same
+# outputs, bit for bit, in 240 random LSTM, GRU, SimpleRNN, RNN(cell) and Bidirectional
+# cases (batches 1-64, 1-40 steps, K across oneDNN's 384 and 768 blocks, masks, the
+# modelled activations) and in 120 products and 18 activations of 200,005 values each,
+# with oneDNN's AVX-512 kernels and (2.20) with ONEDNN_MAX_CPU_ISA=AVX2
+# (reference/tf_versions.py, with Keras 3.15.1; benchmarks/results/<machine>/
+# bitwise-tf-versions.md, bitwise-tf-versions-avx2.md).
+SAME_BITS_TENSORFLOW = ("2.21", "2.20")
+# Releases measured to give other bits, with what differs. Their products were
+# identical to 2.21's (oneDNN 3.3-3.5); their tanh (and 2.16's sigmoid) are Eigen's
+# older formulas, which minirnn does not model.
+_OLD_TANH = ("Eigen's older tanh (a 13/6-degree rational function, not 2.21's 9/8): "
+             "48% of 200,005 tanh values differ, by up to 8 ulp; products and the other "
+             "activations identical")
+DIFFERENT_TENSORFLOW = {
+    "2.19": _OLD_TANH + "; 110 of 240 layer cases identical",
+    "2.18": _OLD_TANH + "; 110 of 240 layer cases identical",
+    "2.17": _OLD_TANH + "; 110 of 240 layer cases identical",
+    "2.16": ("Eigen's older tanh (48% of tanh values differ, by up to 8 ulp) and sigmoid "
+             "(43% of sigmoid and silu values, up to 6 ulp); products and the other "
+             "activations identical; 60 of 240 layer cases identical"),
+}
 # Activations whose TensorFlow float32 result minirnn reproduces bit for bit
 # (each measured on 200,000 values, the sigmoid's scalar path on 280,000 more).
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "relu6", "leaky_relu",
@@ -254,6 +280,25 @@ def onednn_kernels(flags, environ, details=None):
     return kernels, ""
 
 
+def tensorflow_release_reason(name, version):
+    """Why the installed TensorFlow ``version`` (of distribution ``name``) is refused,
+    or "" for a release measured to give TensorFlow 2.21's bits."""
+    release = ".".join(version.split(".")[:2])
+    if release in SAME_BITS_TENSORFLOW:
+        return ""
+    same = ", ".join(SAME_BITS_TENSORFLOW)
+    if release in DIFFERENT_TENSORFLOW:
+        return (f"{name} {version} is installed; measured, its float32 results differ from "
+                f"TensorFlow {MODELLED_TENSORFLOW}'s, which the mode models: "
+                f"{DIFFERENT_TENSORFLOW[release]}. Releases measured to give "
+                f"{MODELLED_TENSORFLOW}'s bits: {same}.")
+    return (f"{name} {version} is installed; the mode models TensorFlow "
+            f"{MODELLED_TENSORFLOW} (its Eigen formulas and build flags) and releases "
+            f"measured to give its bits ({same}); {release} was not measured "
+            f"(measured to differ: {', '.join(sorted(DIFFERENT_TENSORFLOW))}; "
+            "reference/tf_versions.py measures a release).")
+
+
 @functools.lru_cache(maxsize=None)
 def _support():
     details = {}
@@ -290,10 +335,9 @@ def _support():
                                  "results are compared with it where it is installed)")
     else:
         details["TensorFlow"] = f"{name} {version}"
-        if version.split(".")[:2] != MODELLED_TENSORFLOW.split("."):
-            return BitwiseSupport(False, f"{name} {version} is installed; the mode models "
-                                  f"TensorFlow {MODELLED_TENSORFLOW} (its Eigen formulas "
-                                  "and build flags).", details)
+        reason = tensorflow_release_reason(name, version)
+        if reason:
+            return BitwiseSupport(False, reason, details)
     from . import exact
     exact.set_platform(exact.AVX2 if kernels == "AVX2" else exact.AVX512,
                        tensorflow_threads(), _l2_bytes())

@@ -386,8 +386,11 @@ def test_support_refuses_other_kernels(monkeypatch, fresh_support, variable, val
     ({"libc": ("", "")}, r"C library is unknown"),
     ({"flags": {"avx2"}}, r"AVX-512 and its AVX2 kernels \(with FMA\); this CPU lacks fma"),
     ({"flags": {"sse4_2"}}, r"this CPU lacks avx2, fma"),
-    ({"tensorflow": ("tensorflow", "2.18.0")}, r"tensorflow 2.18.0 is installed; the mode "
-                                               r"models TensorFlow 2.21"),
+    ({"tensorflow": ("tensorflow", "2.18.0")}, r"tensorflow 2.18.0 is installed; measured, "
+                                               r"its float32 results differ from TensorFlow "
+                                               r"2.21's.*older tanh"),
+    ({"tensorflow": ("tensorflow", "2.22.0")}, r"tensorflow 2.22.0 is installed; the mode "
+                                               r"models TensorFlow 2.21.*2.22 was not measured"),
     ({"digest": "0" * 64}, r"does not reproduce TensorFlow's recorded products"),
 ])
 def test_support_reasons(monkeypatch, fresh_support, patch, reason):
@@ -409,6 +412,70 @@ def test_support_reasons(monkeypatch, fresh_support, patch, reason):
     support = bitwise.bitwise_support(refresh=True)
     assert not support
     assert re.search(reason, support.reason), support.reason
+
+
+# Measured with reference/tf_versions.py (benchmarks/results/*/bitwise-tf-versions.md):
+# 240 layer cases and 138 probes identical to 2.21's bits, or what differs.
+SAME_RELEASES = ["2.21.0", "2.20.0", "2.20.1", "2.21.0rc1"]
+DIFFERENT_RELEASES = {"2.19.1": r"older tanh", "2.18.1": r"older tanh",
+                      "2.17.1": r"older tanh", "2.16.2": r"older tanh.*and sigmoid"}
+UNMEASURED_RELEASES = ["2.15.1", "2.22.0", "3.0.0"]
+
+
+@pytest.mark.parametrize("version", SAME_RELEASES)
+def test_tensorflow_releases_measured_same(version):
+    assert bitwise.tensorflow_release_reason("tensorflow-cpu", version) == ""
+
+
+@pytest.mark.parametrize("version, what", list(DIFFERENT_RELEASES.items()))
+def test_tensorflow_releases_measured_different(version, what):
+    import re
+    reason = bitwise.tensorflow_release_reason("tensorflow-cpu", version)
+    assert reason.startswith(f"tensorflow-cpu {version} is installed; measured, its float32 "
+                             "results differ from TensorFlow 2.21's"), reason
+    assert re.search(what, reason), reason
+    assert "products and the other activations identical" in reason
+    assert "measured to give 2.21's bits: 2.21, 2.20." in reason
+
+
+@pytest.mark.parametrize("version", UNMEASURED_RELEASES)
+def test_tensorflow_releases_not_measured(version):
+    release = ".".join(version.split(".")[:2])
+    reason = bitwise.tensorflow_release_reason("tensorflow", version)
+    assert f"{release} was not measured" in reason, reason
+    assert "measured to give its bits (2.21, 2.20)" in reason
+    assert "measured to differ: 2.16, 2.17, 2.18, 2.19" in reason
+
+
+@pytest.mark.parametrize("version", SAME_RELEASES + list(DIFFERENT_RELEASES)
+                         + UNMEASURED_RELEASES)
+def test_support_by_tensorflow_release(monkeypatch, fresh_support, version):
+    """bitwise_support() as a whole, with the installed TensorFlow's version mocked as
+    the platform facts are in test_support_reasons."""
+    for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(bitwise.sys, "platform", "linux")
+    monkeypatch.setattr(bitwise.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(bitwise.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    monkeypatch.setattr(bitwise, "_cpu_flags", lambda: set(bitwise._CPU_FLAGS))
+    monkeypatch.setattr(bitwise, "_installed_tensorflow", lambda: ("tensorflow-cpu", version))
+    same = version in SAME_RELEASES
+    if same and not SUPPORT:
+        pytest.skip(f"the self-test needs a modelled platform: {SUPPORT.reason}")
+    support = bitwise.bitwise_support(refresh=True)
+    assert support.details["TensorFlow"] == f"tensorflow-cpu {version}"
+    if same:
+        assert support, support.reason
+    else:
+        assert not support
+        assert support.reason == bitwise.tensorflow_release_reason("tensorflow-cpu", version)
+        assert "self-test" not in support.details  # refused before the self-test
+
+
+def test_tf_versions_script_activations():
+    """reference/tf_versions.py runs without minirnn, so it keeps its own copy of the
+    modelled activations: the same list."""
+    assert reference("tf_versions").ACTIVATIONS == bitwise.ACTIVATIONS
 
 
 def test_unsupported_platform_raises(monkeypatch, fresh_support):
