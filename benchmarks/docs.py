@@ -343,32 +343,40 @@ def _result(record):
 
 
 def readme_corpus(base):
-    """Per package: files, writers, layers, minirnn's results and its time over
-    Keras' fastest call."""
+    """One row: how many files, from how many packages and Keras versions, minirnn's
+    results against Keras, and how many run faster than Keras' fastest call."""
     accuracy, speed = _corpus()
-    packages = {}
-    for name, record in accuracy["files"].items():
-        packages.setdefault(f"{record['package']} {record['version']}", []).append(
-            (name, record))
-    rows = []
-    for package, entries in packages.items():
-        versions = sorted({r["keras_version"] for _, r in entries})
-        formats = sorted({r["format"] for _, r in entries})
-        results = [_result(r) for _, r in entries]
-        counts = {k: results.count(k) for k in dict.fromkeys(results)}
-        ratios = {b: [c[b][2] for c in (_speed_cells(speed, n) for n, _ in entries) if b in c]
-                  for b in ("1", "32")}
-        span = [f"{min(v):.2f}-{max(v):.2f}" if len(v) > 1 else (f"{v[0]:.2f}" if v else "-")
-                for v in ratios.values()]
-        rows.append([package, str(len(entries)), ", ".join(versions), ", ".join(formats),
-                     "; ".join(f"{n} {k}" for k, n in counts.items()), *span])
-    lines = _table(["package", "files", "written by Keras", "format", "minirnn",
-                    "time / Keras, batch 1", "batch 32"], "lrlllll", rows)
+    records = accuracy["files"]
+    packages = {r["package"] for r in records.values()}
+    versions = sorted({r["keras_version"] for r in records.values()},
+                      key=lambda v: [int(p) if p.isdigit() else 0
+                                     for p in re.split(r"[.-]", v)])
+    formats = {}
+    for r in records.values():
+        formats[r["format"]] = formats.get(r["format"], 0) + 1
+    results = {}
+    for r in records.values():
+        key = _result(r).split(" (its package")[0]
+        results[key] = results.get(key, 0) + 1
+    faster = []
+    for batch in ("1", "32"):
+        ratios = [cells[batch][2] for cells in (_speed_cells(speed, n) for n in records)
+                  if batch in cells]
+        won = sum(r < 1 for r in ratios)
+        faster.append(f"{won} of {len(ratios)} ({min(ratios):.2f}-{max(ratios):.2f})"
+                      if ratios else "-")
+    row = [str(len(records)), str(len(packages)), f"{versions[0]} to {versions[-1]}",
+           ", ".join(f"{n} {k}" for k, n in sorted(formats.items(), key=lambda kv: -kv[1])),
+           ", ".join(f"{n} {k}" for k, n in results.items()), *faster]
+    lines = _table(["files", "packages", "written by Keras", "formats", "minirnn against Keras",
+                    "faster than Keras, batch 1 (time ratio)", "batch 32"], "rrlllll", [row])
     return lines + ["", "*match: within 1e-6 of Keras' float32 outputs, and within 1e-12 of "
                     "Keras' model rebuilt in float64; ill-conditioned: Keras' own float32 "
                     "result is beyond 1e-6 from that float64 one, and minirnn's as close to "
-                    "it ([exactness](" + base + "docs/exactness.md)). Time: minirnn's call "
-                    "over the faster of Keras' tf.function and tf.function+XLA.*",
+                    "it ([exactness](" + base + "docs/exactness.md)); refused: layers of the "
+                    "packages' own code. Time: minirnn's call over the faster of Keras' "
+                    "tf.function and tf.function+XLA; per file in [saved models]("
+                    + base + "docs/saved-models.md#real-model-files).*",
                     source(accuracy, base, MAIN, "corpus-accuracy"),
                     source(speed, base, MAIN, "corpus")]
 

@@ -156,6 +156,10 @@ def spark(worker_path):
                .config("spark.sql.shuffle.partitions", "2")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.driver.memory", "1g")
+               # The workers import this module: its folder on their path, also where
+               # Spark's JVM was started earlier in this process without it (the
+               # docs' Spark example runs in the same test process).
+               .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
                .getOrCreate())
     session.sparkContext.setLogLevel("FATAL")
     yield session
