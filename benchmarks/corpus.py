@@ -81,6 +81,7 @@ def _profile(entry, facts, arrays, repeats=20):
             spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
 
     x = arrays if len(arrays) > 1 else arrays[0]
+    model._chain = None  # the walk that calls _call_layer, also for a chain of calls
     model(x)
     totals, layers = [], {}
     models._call_layer = timed

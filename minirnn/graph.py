@@ -326,3 +326,21 @@ def _call(node, spec):
         mask = kwargs.pop("mask", None)
         return Call(refs[0] if len(refs) == 1 else refs, mask=mask, kwargs=kwargs)
     raise ConfigError(f"{where}: a call must be an object (Keras 3) or a list (Keras 2)")
+
+
+def refs_in(value):
+    """The Refs in a call's argument (a Ref, or nested lists of them)."""
+    if isinstance(value, Ref):
+        return [value]
+    if isinstance(value, list):
+        return [r for v in value for r in refs_in(v)]
+    return []
+
+
+def take(value, store):
+    """The values of a call's argument: each Ref looked up in ``store``, lists kept."""
+    if isinstance(value, Ref):
+        return store[value]
+    if isinstance(value, list):
+        return [take(v, store) for v in value]
+    return value

@@ -2,7 +2,8 @@
 
 May use: numpy, and what it writes: :mod:`minirnn.activations`, :mod:`minirnn.blocks`,
 :mod:`minirnn.layers`, :mod:`minirnn.bidirectional`, :mod:`minirnn.graph`,
-:mod:`minirnn.model` and :mod:`minirnn.recurrent`; onnx and onnxruntime only inside
+:mod:`minirnn.mask_operations`, :mod:`minirnn.model`, :mod:`minirnn.recurrent` and
+:mod:`minirnn.streaming`; onnx and onnxruntime only inside
 the functions that need them (the ``export`` extra), so that ``import minirnn``
 stays free of them.
 
@@ -82,7 +83,7 @@ model's outputs, then the carried outputs, in the same order, so that output
 ``n_model_outputs + k`` feeds input ``n_model_inputs + k`` of the next call. The
 pairs are also listed in the model's metadata (``minirnn.streaming_states``, JSON:
 ``[{"layer", "state", "input", "output"}, ...]``, see :func:`streaming_states`).
-What cannot stream is refused by the model's own check (:class:`minirnn.model.Streaming`:
+What cannot stream is refused by the model's own check (:class:`minirnn.streaming.Streaming`:
 Bidirectional, go_backwards, non-causal convolution over time, pooling or any other
 layer that reads later steps, ...), naming the layer and why. The check runs the
 graph on sequences fed in slices (1 step, 3 steps, uneven lengths; padding inside
@@ -665,9 +666,9 @@ def _run_layer(layer, feed, initial_state, mask):
 # ---- whole models ----------------------------------------------------------------------------
 
 def _streaming_plan(model):
-    """The model's own streaming plan (:class:`minirnn.model.Streaming`), or the
+    """The model's own streaming plan (:class:`minirnn.streaming.Streaming`), or the
     ValueError naming the first layer that cannot run on slices, and why."""
-    from ..model import Streaming
+    from ..streaming import Streaming
     try:
         return Streaming(model)
     except ValueError as error:
@@ -738,7 +739,7 @@ def _model_graph(model, opset, streaming=False):
     slice to slice as extra inputs and outputs (pairs: see :func:`streaming_states`)."""
     from onnx import helper
     from .. import graph as graphs
-    from ..model import MaskOperation
+    from ..mask_operations import MaskOperation
     from ..recurrent import RecurrentNode, StackedRNN
     plan = _streaming_plan(model) if streaming else None
     g = _Graph(opset)
