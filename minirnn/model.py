@@ -224,6 +224,15 @@ class _Step:
             {k: v for k, v in bound.items() if k not in runner.tensor_arguments})
         return bound
 
+    def runs_unmasked(self, semantics):
+        """Whether this call runs without its input's mask. Keras 3 fills in `mask`
+        from the input's mask only for a call with one tensor argument
+        (Layer.__call__, "Populate mask argument(s)"): a recurrent layer given an
+        initial state, and no explicit mask, runs unmasked, and its output carries the
+        input's mask all the same (compute_mask, "previous_mask")."""
+        return self.mask is None and self.call.initial_state is not None and \
+            semantics == "keras3"
+
     def reads(self):
         arguments = [] if self.arguments is None else list(self.arguments.values())
         return _refs_in(self.x) + _refs_in(self.mask) + _refs_in(self.initial_state) + \
@@ -420,8 +429,8 @@ class Model:
     def _mark_plain_steps(self):
         """``step.plain``: the Ref of the one output of a call that reads one tensor
         and nothing else (no explicit mask, initial state or named arguments), which
-        _run runs on a short path; None for the others. Also each input's dtype for
-        _inputs' short path."""
+        _run runs on a short path; None for the others. Also what a single ready
+        input must be for _inputs' short path (``_ready_input``)."""
         for step in self._order:
             runner = step.runner
             single = graphs.Ref(step.spec.name, step.index, 1) not in self._shapes
@@ -430,12 +439,11 @@ class Model:
                 and isinstance(step.x, graphs.Ref) and step.mask is None
                 and step.initial_state is None and step.arguments is None
                 and not getattr(runner, "clears_masks", ())) else None
-        self._plain_dtypes = [None if self._input_dtype(spec) is None else
-                              np.dtype(self._input_dtype(spec)) for spec in self.input_specs]
         self._ready_input = None
-        if len(self.input_specs) == 1 and self._plain_dtypes[0] is not None:
+        dtype = self._input_dtype(self.input_specs[0]) if len(self.input_specs) == 1 else None
+        if dtype is not None:
             shape = self.input_specs[0]["shape"]
-            self._ready_input = (self._plain_dtypes[0], len(shape),
+            self._ready_input = (np.dtype(dtype), len(shape),
                                  tuple((axis, n) for axis, n in enumerate(shape)
                                        if axis and n is not None))
         # A chain: one input, each call reading the one before's output, one output
@@ -611,12 +619,7 @@ class Model:
                 x, masks = values
             if step.mask is not None:
                 masks = _value(step.mask, store)
-            # Keras 3 fills in `mask` from the input's mask only for a call with one
-            # tensor argument (Layer.__call__, "Populate mask argument(s)"): a
-            # recurrent layer given an initial state runs unmasked, and its output
-            # carries the input's mask all the same (compute_mask, "previous_mask").
-            unmasked = step.mask is None and step.call.initial_state is not None and \
-                self.semantics == "keras3"
+            unmasked = step.runs_unmasked(self.semantics)
             state = None if step.initial_state is None else \
                 [_value(s, store) for s in step.initial_state]
             if capture == name:

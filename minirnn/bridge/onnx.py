@@ -762,7 +762,7 @@ def _model_graph(model, opset, streaming=False):
             if isinstance(runner, MaskOperation):
                 x = _lookup(step.x, store)
                 x = [v[0] for v in x] if isinstance(x, list) else x[0]
-                constants = [_lookup(c, store)[0] if _has_ref(c) else c
+                constants = [_lookup(c, store)[0] if graphs.refs_in(c) else c
                              for c in step.call.constants]
                 store[graphs.Ref(name, step.index, 0)] = (_mask_operation(g, runner, x,
                                                                           constants), None)
@@ -778,9 +778,7 @@ def _model_graph(model, opset, streaming=False):
             if step.mask is not None:
                 masks = _lookup(step.mask, store)[0] if not isinstance(step.mask, list) \
                     else [_lookup(m, store)[0] if m is not None else None for m in step.mask]
-            # as Model._run: an initial state without an explicit mask runs unmasked
-            unmasked = step.mask is None and step.call.initial_state is not None and \
-                model.semantics == "keras3"
+            unmasked = step.runs_unmasked(model.semantics)  # as Model._run
             if isinstance(runner, RecurrentNode):
                 if isinstance(runner.layer, StackedRNN):
                     raise _refuse(where, "RNN(StackedRNNCells) is not exported")
@@ -821,12 +819,6 @@ def _model_graph(model, opset, streaming=False):
         g.nodes.append(helper.make_node("Identity", [value], [name], name=f"output_{name}"))
         names.append(name)
     return g, names + [pair["output"] for pair in carried.pairs], carried.pairs
-
-
-def _has_ref(value):
-    from .. import graph as graphs
-    return isinstance(value, graphs.Ref) or (isinstance(value, list) and any(
-        _has_ref(v) for v in value))
 
 
 def _mask_operation(g, op, x, constants):

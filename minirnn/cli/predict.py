@@ -115,9 +115,7 @@ def run(args):
     outputs = models.outputs_list(result)
     print(f"minirnn predict: {args.path} on {args.input} "
           f"({models.describe_inputs(model, arrays)})")
-    rows = [[name, format_shape(a.shape), str(a.dtype)]
-            for name, a in zip(model.output_names, outputs)]
-    print(format_table(["output", "shape", "dtype"], rows))
+    print(_outputs_table(model.output_names, [(a.shape, a.dtype) for a in outputs]))
     if args.output:
         _save(args.output, model.output_names, outputs)
         print(_written(args.output, model.output_names))
@@ -153,9 +151,7 @@ def run_batches(args, model):
         print(f"minirnn predict: {args.path} on {args.input} "
               f"({models.describe_inputs(model, [x])}, memory-mapped), {batches} batches "
               f"of up to {args.batch_size}")
-        rows = [[name, format_shape(shape), str(dtype)]
-                for name, (shape, dtype) in zip(names, shapes)]
-        print(format_table(["output", "shape", "dtype"], rows))
+        print(_outputs_table(names, shapes))
         if layout == "npz":
             _zip_arrays(args.output, names, files)
         if layout:
@@ -199,6 +195,13 @@ def _run_batches(model, x, args, files):
         bar.close()
         del targets  # closes the memory maps
     return shapes, batches
+
+
+def _outputs_table(names, shapes):
+    """Each output's name, shape and dtype, as a table."""
+    rows = [[name, format_shape(shape), str(dtype)]
+            for name, (shape, dtype) in zip(names, shapes)]
+    return format_table(["output", "shape", "dtype"], rows)
 
 
 def _mapped_input(path, model, how="--stream"):
@@ -254,9 +257,7 @@ def run_stream(args):
         print(f"minirnn predict --stream: {args.path} on {args.input} "
               f"({models.describe_inputs(model, [x])}), {chunks} chunks of up to "
               f"{args.chunk} steps")
-        rows = [[name, format_shape(shape), str(dtype)]
-                for name, (shape, dtype) in zip(names, shapes)]
-        print(format_table(["output", "shape", "dtype"], rows))
+        print(_outputs_table(names, shapes))
         if args.output:
             _zip_arrays(args.output, names, written)
             print(f"Wrote {args.output}: one array per output, by name "
