@@ -634,8 +634,15 @@ class BatchNormalization(Block):
 
     def call(self, x):
         axes = _normalised_axes(self.axes, x.ndim, self.where)
-        shape = [x.shape[a] if a in axes else 1 for a in range(x.ndim)]
-        w = [v.reshape(shape) for v in self.weights]
+        inv, shift = self.scale_and_shift([x.shape[a] if a in axes else 1
+                                           for a in range(x.ndim)])
+        return (x * inv + shift).astype(self.dtype, copy=False)
+
+    def scale_and_shift(self, shape=None):
+        """(inv, shift) of y = x inv + shift from the moving statistics: inv = gamma /
+        sqrt(variance + epsilon), shift = beta - mean inv; each weight reshaped to
+        ``shape`` (None: as stored)."""
+        w = [v if shape is None else v.reshape(shape) for v in self.weights]
         gamma = w.pop(0) if self.scale else None
         beta = w.pop(0) if self.center else None
         mean, variance = w
@@ -643,7 +650,7 @@ class BatchNormalization(Block):
         if gamma is not None:
             inv = inv * gamma
         shift = beta - mean * inv if beta is not None else -mean * inv
-        return (x * inv + shift).astype(self.dtype, copy=False)
+        return inv, shift
 
     def dtype_epsilon(self):
         return np.dtype(self.dtype).type(self.epsilon)

@@ -1074,14 +1074,7 @@ def _batch_normalization(g, block, x, mask, where):
     if block.axes != [-1]:
         raise _refuse(where, "normalisation over an axis other than the last is not "
                       "exported")
-    w = list(block.weights)
-    gamma = w.pop(0) if block.scale else None
-    beta = w.pop(0) if block.center else None
-    mean, variance = w
-    inv = 1 / np.sqrt(variance + block.dtype_epsilon())
-    if gamma is not None:
-        inv = inv * gamma
-    shift = beta - mean * inv if beta is not None else -mean * inv
+    inv, shift = block.scale_and_shift()
     y = g.op("Mul", [x, g.const(np.asarray(inv, block.dtype), f"{block.name}_inv")])
     return g.op("Add", [y, g.const(np.asarray(shift, block.dtype), f"{block.name}_shift")],
                 "batch_normalization"), mask
