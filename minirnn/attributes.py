@@ -106,7 +106,8 @@ def read_only(array, dtype):
     """What ``frozen(array, dtype)`` stores, without the copy when ``array`` is
     already C-contiguous and writable in ``dtype``: for arrays nothing else holds
     (a fresh copy, or a call's fresh states when they are not returned)."""
-    if array.dtype != dtype or not array.flags.c_contiguous or not array.flags.writeable:
+    flags = array.flags
+    if array.dtype != dtype or not (flags.c_contiguous and flags.writeable):
         array = np.array(array, dtype=dtype, order="C")
     view = array.view()
     view.setflags(write=False)

@@ -203,11 +203,13 @@ class Dense(Block):
         return (*input_shape[:-1], self.units)
 
     def call(self, x):
-        # (B, T, C) as one (B T, C) product: a 3-D matmul is one BLAS call per row
-        y = x.reshape(-1, x.shape[-1]) @ self.weights[0]
+        kernel = self.weights[0]
+        if x.ndim == 2 or (x.ndim == 3 and x.shape[0] == 1):
+            y = x @ kernel  # one BLAS call on the (rows, C) matrix, as below
+        else:  # (B, T, C) as one (B T, C) product: a 3-D matmul is one BLAS call per row
+            y = (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], self.units)
         if self.use_bias:
             y += self.weights[1]  # into the product's fresh array: the same sums
-        y = y.reshape(x.shape[:-1] + (self.units,))
         return y if self.function is activations.linear else \
             self.function(y).astype(self.dtype, copy=False)
 
@@ -238,17 +240,7 @@ class Embedding(Block):
         return np.asarray(x) != 0 if self.mask_zero else None
 
     def __call__(self, x, mask=None):
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{self.where}: the input must hold integers; received dtype "
-                            f"{x.dtype}.")
-        index = x
-        if x.dtype.kind == "f":
-            with np.errstate(invalid="ignore"):
-                index = x.astype(np.int64)
-            if not np.all(np.isfinite(x)):
-                raise ValueError(f"{self.where}: the input holds NaN or infinity; expected "
-                                 f"integers in [0, {self.input_dim}).")
+        index = x if type(x) is np.ndarray and x.dtype == np.int32 else self._index(x)
         try:  # take refuses indices >= input_dim; negative ones would wrap, so:
             if index.dtype == np.int32:  # seen as uint32, a negative one is >= 2**31
                 return self.weights[0].take(index.view(np.uint32), axis=0)
@@ -259,6 +251,20 @@ class Embedding(Block):
         raise ValueError(
             f"{self.where}: every input must be an integer in [0, {self.input_dim}) "
             f"(input_dim); received values from {index.min()} to {index.max()}.")
+
+    def _index(self, x):
+        """``x`` as an integer array: floats truncated, as Keras casts them."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{self.where}: the input must hold integers; received dtype "
+                            f"{x.dtype}.")
+        if x.dtype.kind != "f":
+            return x
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{self.where}: the input holds NaN or infinity; expected "
+                             f"integers in [0, {self.input_dim}).")
+        with np.errstate(invalid="ignore"):
+            return x.astype(np.int64)
 
 
 class Masking(Block):

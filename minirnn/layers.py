@@ -23,7 +23,7 @@ import numpy as np
 from . import activations, equations, exact, gemm, kernels
 from .attributes import (DTYPES, Configurable, activation_setting, check_bool, check_rate,
                          check_seed, check_units, dtype_setting, engine_setting, for_kernels,
-                         frozen, implementation_setting, numeric_array, plain, read_only,
+                         frozen, implementation_setting, numeric_array, plain,
                          states_setting, use_cudnn_setting, weight_setting)
 from .bitwise import ACTIVATIONS as _BITWISE_ACTIVATIONS
 from .bitwise import check_products as _check_bitwise_products
@@ -48,6 +48,12 @@ _NO_OUTPUTS = {name: np.empty((1, 1, 1), dtype) for name, dtype in DTYPES.items(
 # "Not packed": a GRU's unused U_h (reset_after=True), per dtype.
 _NO_PANELS = {name: np.zeros((0, 1, gemm.panel_width(dtype)), dtype)
               for name, dtype in DTYPES.items()}
+
+
+def _read_only_view(array):
+    view = array.view()
+    view.setflags(write=False)
+    return view
 
 
 def _no_bias(size, dtype):
@@ -159,6 +165,10 @@ class Recurrent(Configurable):
         self._codes = (self._code_of(self.activation),
                        self._code_of(self.recurrent_activation))
         self._compiled = self.engine == "numba" and None not in self._codes
+        # The input width of a call __call__ may take on its short path (_call_one_row):
+        # built, on the compiled kernels and not bitwise; None otherwise.
+        self._one_row_width = self.kernel.shape[0] if (
+            self.built and self._compiled and not self.bitwise) else None
         if self.built:
             self._prepare_kernel_weights()
 
@@ -279,6 +289,15 @@ class Recurrent(Configurable):
     @property
     def built(self):
         return self.kernel is not None
+
+    @property
+    def states(self):
+        """A stateful layer's states after its last call, (h,) or (h, c), each
+        (batch, units); None before its first call. Each read gives read-only views:
+        the layer keeps its own arrays, which calls replace and never write into.
+        Assigning ``layer.states = [h, c]`` checks and copies the values."""
+        stored = self.__dict__["states"]
+        return None if stored is None else tuple(_read_only_view(s) for s in stored)
 
     @property
     def input_dim(self):
@@ -414,13 +433,7 @@ class Recurrent(Configurable):
                     f"`mask` must have shape (batch, timesteps) = {(B, T)}; "
                     f"received {mask.shape}.")
             mask = np.ascontiguousarray(mask != 0)
-        stored = self.states if self.stateful else None
-        if stored is not None and stored[0].shape[0] != B:
-            raise ValueError(
-                f"This layer is stateful: `x` must keep the batch size "
-                f"{stored[0].shape[0]} of its states (call reset_state() does not "
-                f"change it; create a new layer for another batch size); received "
-                f"batch size {B}.")
+        stored = self._stored_states(B)
         n = len(self._state_names)
         if initial_state is None:
             if stored is not None:
@@ -435,6 +448,18 @@ class Recurrent(Configurable):
         if self.bitwise and for_kernels:
             _check_bitwise_products(B, self._products(D), f"{type(self).__name__}(bitwise=True)")
         return x, mask, states
+
+    def _stored_states(self, B):
+        """The states a stateful layer stored, for a call on B rows (None where it
+        has none, or is not stateful); another batch size is refused."""
+        stored = self.__dict__["states"] if self.stateful else None
+        if stored is not None and stored[0].shape[0] != B:
+            raise ValueError(
+                f"This layer is stateful: `x` must keep the batch size "
+                f"{stored[0].shape[0]} of its states (call reset_state() does not "
+                f"change it; create a new layer for another batch size); received "
+                f"batch size {B}.")
+        return stored
 
     def _checked_states(self, values, argument, where, batch=None):
         """Copies of ``values`` ([h] or [h, c]) in the layer's dtype, each checked to
@@ -484,14 +509,40 @@ class Recurrent(Configurable):
             output ((B, units), or (B, T, units) with return_sequences), or the list
             [output, *final_states] with return_state.
         """
+        if mask is None and initial_state is None and type(x) is np.ndarray and \
+                x.ndim == 3 and x.shape[0] == 1 and x.shape[1] and \
+                x.shape[2] == self._one_row_width and x.dtype == self._np_dtype and \
+                x.flags.c_contiguous:
+            return self._call_one_row(x)
         x, mask, states = self._prepare(x, mask, initial_state)
         if not self.built:
             self.build(x.shape[2])
         outputs, output, states = self._forward(x, mask, states)
-        if self.stateful:  # valid by construction: stored without the checks
-            self.__dict__["states"] = tuple(
-                frozen(s, x.dtype) if self.return_state else read_only(s, x.dtype)
-                for s in states)
+        return self._result(outputs, output, states)
+
+    def _call_one_row(self, x):
+        """__call__ on one sequence that needs no conversion or check: ``x`` a
+        C-contiguous (1, T, input_dim) array in the layer's dtype, no mask and no
+        initial state, on a built layer that runs the compiled kernels (not bitwise).
+        The general path's choices are known here (one row runs on the calling
+        thread alone), so this is its kernel call without them: the call a
+        streaming model makes at every step."""
+        dtype, units = self._np_dtype, self.units
+        stored = self._stored_states(1)
+        states = [np.zeros((1, units), dtype) for _ in self._state_names] \
+            if stored is None else [s.copy() for s in stored]
+        output = np.zeros((1, units), dtype)
+        outputs = np.empty((1, x.shape[1], units), dtype) if self.return_sequences \
+            else _NO_OUTPUTS[self.dtype]
+        self._kernel_run(x, states, _NO_MASK, False, outputs, output)
+        return self._result(outputs, output, states)
+
+    def _result(self, outputs, output, states):
+        """What a call returns, given its outputs and final states; a stateful
+        layer stores those states (valid by construction: without the checks)."""
+        if self.stateful:  # the call's fresh arrays: copies of those it returns
+            self.__dict__["states"] = tuple([s.copy() for s in states]) \
+                if self.return_state else tuple(states)
         result = outputs if self.return_sequences else output
         if self.return_state:
             return [result, *states]

@@ -514,7 +514,7 @@ class Model:
         ready = self._ready_input  # the short path of one ready array (dtype, rank, sizes)
         if ready is not None and type(x) is np.ndarray and x.dtype == ready[0] and \
                 x.ndim == ready[1] and x.shape[0] and \
-                all(x.shape[axis] == n for axis, n in ready[2]):
+                (not ready[2] or all(x.shape[axis] == n for axis, n in ready[2])):
             return [x]
         names = self.input_names
         if isinstance(x, dict):
@@ -576,13 +576,17 @@ class Model:
         """Every call in order; returns the outputs (or, with ``capture``, the
         (x, mask, initial_state) that reach that layer's first call)."""
         if capture is None and self._chain is not None:
-            calls = self._chain_calls
-            if calls is None:
-                calls = self._chain_calls = [_link(step, self._stream) for step in self._chain]
+            if self._chain_calls is None:
+                self._chain_calls = _link_chain(self._chain, self._stream)
+            unmasked, calls = self._chain_calls
             value, mask, k = arrays[0], None, 0
             try:
-                for k, call in enumerate(calls):
-                    value, mask = call(value, mask)
+                if unmasked:
+                    for k, call in enumerate(calls):
+                        value = call(value)
+                else:
+                    for k, call in enumerate(calls):
+                        value, mask = call(value, mask)
             except (TypeError, IndexError, KeyError) as error:
                 raise _cannot_run(self._chain[k], value, error) from None
             return value
@@ -924,6 +928,35 @@ class Model:
 
 
 _ONE_LAYER = (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN)
+
+
+def _link_chain(chain, stream):
+    """A chain's calls: (True, [x -> output]) where no step reads a mask or makes
+    one (the model's input comes without one: so no mask ever comes), else
+    (False, [(x, mask) -> (output, output mask)]) (see _link)."""
+    unmasked = [_unmasked_link(step, stream) for step in chain]
+    if None not in unmasked:
+        return True, unmasked
+    return False, [_link(step, stream) for step in chain]
+
+
+def _unmasked_link(step, stream):
+    """One call of a chain as a function x -> output, for a step that, given no
+    mask, neither reads one nor makes one; None for the others."""
+    runner = step.runner
+    carry = None if stream is None else stream.carries.get(step)
+    if isinstance(runner, recurrent.RecurrentNode):
+        if runner.return_state:
+            return None
+        if carry is carry_recurrent and isinstance(runner.layer, _ONE_LAYER):
+            return runner.layer  # a stateful layer's call is its whole carry
+        return runner if carry is None else None
+    if carry is not None or runner.uses_mask or runner.merges:
+        return None
+    if type(runner).compute_mask is blocks.Block.compute_mask or \
+            (isinstance(runner, blocks.Embedding) and not runner.mask_zero):
+        return runner  # Dense and the like: no mask in, none out
+    return None
 
 
 def _link(step, stream):

@@ -123,6 +123,61 @@ def test_stateful_carries_and_resets():
                                fresh(x1, initial_state=explicit)[0], rtol=1e-14)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "GRU_v1", "SimpleRNN"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("settings", [
+    {"stateful": True, "return_sequences": True},
+    {"stateful": True, "return_state": True, "go_backwards": True},
+    {"return_sequences": True, "return_state": True},
+    {"activation": "relu", "stateful": True},  # the general steps of the kernels
+])
+def test_one_ready_row_gives_the_general_paths_bits(kind, dtype, settings):
+    """A C-contiguous (1, T, D) input in the layer's dtype, without mask or initial
+    state, takes the layer's short path (the call a streaming model makes at each
+    step); the same values as a nested list take the general one. Both run the
+    same kernel, so every output and stored state has the same bits, call after
+    call."""
+    base = "GRU" if kind == "GRU_v1" else kind
+    extra = {"reset_after": False} if kind == "GRU_v1" else {}
+    layers = [getattr(minirnn, base)(5, dtype=dtype, **extra, **settings) for _ in range(2)]
+    weights = random_weights(base, 3, 5, True, kind != "GRU_v1")
+    rng = np.random.default_rng(7)
+    for layer in layers:
+        layer.set_weights(weights)
+    for T in (1, 1, 4, 1):
+        x = rng.standard_normal((1, T, 3)).astype(dtype)
+        short, general = layers[0](x), layers[1](x.tolist())
+        for a, b in zip(*(o if isinstance(o, list) else [o] for o in (short, general))):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == dtype
+        if settings.get("stateful"):
+            for a, b in zip(layers[0].states, layers[1].states):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_stored_states_are_read_only_and_apart_from_what_a_call_returns():
+    """A stateful layer keeps its own states: the arrays a call returns can be
+    written without changing them, and ``layer.states`` gives read-only views."""
+    layer = minirnn.LSTM(3, stateful=True, return_state=True, seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 2, 4)).astype("float32")
+    _, h, c = layer(x)
+    kept = [s.copy() for s in layer.states]
+    h[:], c[:] = 5.0, 5.0
+    for a, b in zip(layer.states, kept):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="read-only"):
+        layer.states[0][:] = 0
+    plain = minirnn.GRU(3, stateful=True, seed=0)
+    y = plain(x)
+    with pytest.raises(ValueError, match="read-only"):
+        plain.states[0][:] = 0
+    np.testing.assert_array_equal(plain.states[0], y)
+    with pytest.raises(ValueError, match="batch size 1 of its states.*received batch size 2"):
+        plain(np.zeros((2, 1, 4), "float32"))
+    layer.states = [np.ones((1, 3)), np.zeros((1, 3))]  # checked, copied, then carried
+    assert layer(x[:, :1])[1].shape == (1, 3) and not np.array_equal(layer.states[0], kept[0])
+
+
 @pytest.mark.parametrize("merge_mode, shape", [("concat", (2, 5, 6)), ("sum", (2, 5, 3)),
                                                ("mul", (2, 5, 3)), ("ave", (2, 5, 3))])
 def test_bidirectional_structure(merge_mode, shape):

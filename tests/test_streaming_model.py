@@ -110,6 +110,42 @@ def test_recurrent_layers_stream_bit_for_bit(k, dtype):
             assert np.array_equal(streamed(model, x, cuts), whole), (batch, name)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_a_chain_without_masks_streams_one_step_at_a_time(k, dtype, kind):
+    """Embedding (no mask_zero) -> recurrent layer -> Dense: a chain in which no mask
+    ever comes runs as plain calls (the streaming benchmark's model). One step per
+    call, batch 1 and 3, gives the whole sequence's outputs (the recurrent layer's
+    bit for bit; Dense within the BLAS tolerance); bad token ids, negative or too
+    large, are refused, named, and leave the stream as it was."""
+    layers = k.layers
+    i = k.Input((None,), dtype="int32")
+    r = getattr(layers, kind)(7, return_sequences=True, dtype=dtype)(
+        layers.Embedding(20, 5, dtype=dtype)(i))
+    keras_model = randomize(k.Model(i, layers.Dense(3, dtype=dtype)(r)))
+    model, hidden = minirnn.from_keras(keras_model), minirnn.from_keras(
+        randomize(k.Model(i, r)))  # the same weights up to the recurrent layer
+    for batch in (1, 3):
+        x = tokens(batch, seed=batch).astype("int32")
+        whole, whole_h = model(x), hidden(x)
+        model.stateful = hidden.stateful = True
+        assert streamed(hidden, x, CUTS["ones"]).tobytes() == whole_h.tobytes()
+        np.testing.assert_allclose(streamed(model, x, CUTS["ones"]), whole,
+                                   rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+        assert model._chain_calls[0], "the chain should run as plain calls"
+        model.reset_states()
+        first = model(x[:, :5])
+        for bad in (-1, 20):
+            wrong = x[:, 5:6].copy()
+            wrong[-1, 0] = bad
+            with pytest.raises(ValueError, match=r"\[0, 20\) \(input_dim\)"):
+                model(wrong)
+        rest = model(x[:, 5:])
+        np.testing.assert_array_equal(np.concatenate([first, rest], axis=1),
+                                      streamed(model, x, [5, T - 5]))
+        model.stateful = hidden.stateful = False
+
+
 def test_a_last_step_output_is_the_one_after_the_slice(k):
     """LSTM without return_sequences, then Dense: each call gives the value after
     its slice (the whole model's output on the steps so far)."""
