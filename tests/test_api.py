@@ -369,3 +369,11 @@ def test_a_cache_made_from_other_sources_is_emptied(tmp_path, monkeypatch):
     (cache / "lstm.lstm_sequence-10.py311.nbi").write_text("current")
     kernels._drop_stale_cache()  # the same sources: the cache stays
     assert (cache / "lstm.lstm_sequence-10.py311.nbi").read_text() == "current"
+    # A new cache folder is stamped before Numba fills it, so that the next process
+    # keeps what this one compiled (unstamped, it was emptied once more).
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "new"))
+    kernels._drop_stale_cache()
+    fresh = tmp_path / "new" / cache.relative_to(tmp_path)
+    (fresh / "lstm.lstm_sequence-10.py311.nbi").write_text("compiled by the first process")
+    kernels._drop_stale_cache()
+    assert (fresh / "lstm.lstm_sequence-10.py311.nbi").exists()

@@ -141,6 +141,7 @@ def _drop_stale_cache():
         try:
             for path in glob.glob(os.path.join(cache, "*.nb[ic]")):
                 os.remove(path)
+            os.makedirs(cache, exist_ok=True)  # a new cache: stamped before Numba fills it
             with open(stamp, "w") as handle:
                 handle.write(digest)
         except OSError:
