@@ -766,8 +766,10 @@ class GRU(Recurrent):
         if self.reset_after:
             self._u, self._u_h = for_kernels(self.recurrent_kernel), np.zeros((1, 1), dtype)
         else:
-            self._u = np.ascontiguousarray(self.recurrent_kernel[:, :2 * M])
-            self._u_h = np.ascontiguousarray(self.recurrent_kernel[:, 2 * M:])
+            # Copies, writable: a slice that is already contiguous (one unit) would
+            # be the read-only weight itself, another type to Numba (another compile).
+            self._u = np.array(self.recurrent_kernel[:, :2 * M], order="C")
+            self._u_h = np.array(self.recurrent_kernel[:, 2 * M:], order="C")
         self._w = for_kernels(self.kernel)
         bias = for_kernels(self.bias) if self.use_bias else None
         zeros = _no_bias(3 * M, dtype)

@@ -16,10 +16,13 @@ as it was when collection ends (tests may change it later). It also gets its own
 kernels' Numba cache, made then too (unless its environment names a cache
 directory): Numba's cache is not safe for processes that compile the same
 functions at once, so the child reads what was compiled before the session and
-writes only to its copy.
+writes only to its copy. So that a fresh checkout's children do not each compile
+the kernels again, the pytest process compiles them first
+(:func:`compile_the_kernels`).
 """
 
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -121,6 +124,43 @@ class Job:
 
     def _path(self, name):
         return os.path.join(self.folder, name)
+
+
+def compile_the_kernels():
+    """Compile the recurrent layers' kernels in this process (each kind, both dtypes)
+    before the children copy the cache: where the cache is cold (a fresh checkout),
+    they would each compile them again, a minute or more apiece; where it is warm,
+    this loads them in under a second. The tests need them anyway."""
+    import numpy as np
+    import minirnn
+    for kind in (minirnn.LSTM, minirnn.GRU, minirnn.SimpleRNN):
+        for dtype in ("float32", "float64"):
+            kind(2, dtype=dtype, seed=0)(np.ones((2, 2, 3), dtype))
+
+
+def module_job(module, args, env=None, timeout=600):
+    """A Job that runs ``python -m module *args`` from the repository root (the
+    checkout's ``reference`` and ``tests`` packages importable)."""
+    code = (f"import runpy, sys; sys.path.insert(0, {ROOT!r}); "
+            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+    return Job(code, args=args, env={"TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+               timeout=timeout)
+
+
+def sources_cache(name):
+    """A Numba cache folder for children that compile for another CPU, named after
+    minirnn's sources, so that it is reused while they are unchanged and never holds
+    kernels of other sources (Numba does not notice when a function a kernel calls
+    changes in another file). Jobs that share one must run one at a time, as
+    run_one_by_one runs them."""
+    digest = hashlib.sha256()
+    package = os.path.join(ROOT, "minirnn")
+    for folder, _, names in sorted(os.walk(package)):
+        for file_name in sorted(names):
+            if file_name.endswith(".py"):
+                with open(os.path.join(folder, file_name), "rb") as handle:
+                    digest.update(file_name.encode() + handle.read())
+    return os.path.join(tempfile.gettempdir(), f"minirnn-{name}-{digest.hexdigest()[:16]}")
 
 
 def run_one_by_one(jobs):

@@ -146,6 +146,7 @@ def models(rng):
 
 def write(out):
     import tensorflow as tf
+    os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(11)
     manifest = {}
     for name, (model, inputs, dtype, options) in models(rng).items():

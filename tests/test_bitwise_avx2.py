@@ -3,8 +3,9 @@
 The AVX2 platform is simulated on this machine, as oneDNN allows: one child process
 runs with ONEDNN_MAX_CPU_ISA=AVX2 (TensorFlow's products then take the kernels an
 AVX2 CPU gets) and with Numba told the CPU is a Haswell (NUMBA_CPU_NAME=haswell,
-no features: minirnn's kernels compiled without AVX-512), and a Numba cache of its
-own, named after minirnn's sources (never a cache written by other sources). In it minirnn.bitwise_support() must pick the AVX2 model, and held-out
+no features: minirnn's kernels compiled without AVX-512), with a Numba cache named
+after minirnn's sources (never a cache written by other sources), which test_gemm's
+Haswell child reuses. In it minirnn.bitwise_support() must pick the AVX2 model, and held-out
 style random configurations, masks, go_backwards, Bidirectional, stateful streams,
 implementation=1, products shared between TensorFlow's threads and a whole saved
 model must give Keras' bits. Bits, never allclose.
@@ -13,16 +14,14 @@ The model's own parts (tiles, thread shares, K blocks) are checked here against
 the numbers measured from TensorFlow (minirnn.exact's notes) without TensorFlow.
 """
 
-import hashlib
+import importlib.util
 import os
-import subprocess
-import tempfile
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+from background import Job, sources_cache
 from minirnn import bitwise, exact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,44 +100,44 @@ CHILD = textwrap.dedent(r"""
 """)
 
 
-def _cache_dir():
-    """A Numba cache for the child, named after minirnn's sources: reused while they
-    are unchanged (Numba does not notice when a function a kernel calls changes in
-    another file, so a cache from other sources could hold stale kernels)."""
-    digest = hashlib.sha256()
-    package = os.path.join(ROOT, "minirnn")
-    for folder, _, names in sorted(os.walk(package)):
-        for name in sorted(names):
-            if name.endswith(".py"):
-                with open(os.path.join(folder, name), "rb") as handle:
-                    digest.update(name.encode() + handle.read())
-    return os.path.join(tempfile.gettempdir(), f"minirnn-avx2-{digest.hexdigest()[:16]}")
+# The child starts when collection ends and runs beside the other tests
+# (tests/background.py); the tests that read it come last. Its Numba cache, compiled
+# for a Haswell, is the one test_gemm's Haswell child uses after it.
+AVX2_CHILD = Job(CHILD, args=["8"], env={
+    "ONEDNN_MAX_CPU_ISA": "AVX2", "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
+    "NUMBA_CACHE_DIR": sources_cache("haswell"), "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONPATH": ROOT, "DNNL_MAX_CPU_ISA": None, "TF_ENABLE_ONEDNN_OPTS": None})
+
+
+def reads_the_child(test):
+    """The marks of a test that reads AVX2_CHILD (skipped ones never start it)."""
+    for mark in (pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None
+                                    or importlib.util.find_spec("keras") is None,
+                                    reason="Keras is not installed"),
+                 pytest.mark.skipif(not all(flag in bitwise._cpu_flags()
+                                            for flag in ("avx2", "fma")),
+                                    reason="the AVX2 platform is simulated on a CPU with AVX2 "
+                                           "and FMA"),
+                 pytest.mark.background(AVX2_CHILD)):
+        test = mark(test)
+    return test
 
 
 @pytest.fixture(scope="module")
 def avx2_child():
-    pytest.importorskip("tensorflow")
-    pytest.importorskip("keras")
-    flags = bitwise._cpu_flags()
-    if not all(flag in flags for flag in ("avx2", "fma")):
-        pytest.skip("the AVX2 platform is simulated on a CPU with AVX2 and FMA")
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", NUMBA_CPU_NAME="haswell",
-               NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=_cache_dir(),
-               TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    env.pop("DNNL_MAX_CPU_ISA", None)
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
-    result = subprocess.run([sys.executable, "-c", CHILD, "8"], capture_output=True,
-                            text=True, timeout=600, cwd=ROOT, env=env)
+    result = AVX2_CHILD.result()
     assert result.returncode == 0, result.stderr[-3000:]
     import json
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@reads_the_child
 def test_simulated_avx2_platform_is_modelled(avx2_child):
     assert avx2_child["kernels"] == "AVX2 (capped)", avx2_child["support"]
     assert avx2_child["model"] == exact.AVX2
 
 
+@reads_the_child
 def test_simulated_avx2_cases_identical(avx2_child):
     """18 chosen configurations, 8 random ones and a saved model: Keras' bits."""
     if not avx2_child["kernels"]:

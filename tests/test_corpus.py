@@ -26,30 +26,31 @@ refused with a ValueError that names the class.
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import minirnn
+from background import module_job
 from reference import corpus
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = corpus.load_manifest()
 NAMES = list(MANIFEST["files"])
 
 
+# Keras' side, computed in a child process that starts when collection ends and runs
+# beside the other tests (tests/background.py); these tests come last and read it.
+REFERENCE = module_job("reference.corpus", ["reference", "{folder}/corpus"], timeout=1800)
+pytestmark = pytest.mark.background(REFERENCE)
+
+
 @pytest.fixture(scope="module")
-def references(tmp_path_factory):
+def references():
     """(folder, report) of ``python -m reference.corpus reference``, run once."""
-    out = str(tmp_path_factory.mktemp("corpus"))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT + os.pathsep
-           + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-m", "reference.corpus", "reference", out],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    done = REFERENCE.result()
     if done.returncode != 0:
         raise RuntimeError("reference.corpus reference failed:\n" + done.stderr[-4000:])
+    out = os.path.join(REFERENCE.folder, "corpus")
     with open(os.path.join(out, "reference.json")) as handle:
         return out, json.load(handle)
 

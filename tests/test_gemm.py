@@ -17,7 +17,7 @@ import pytest
 import minirnn
 from minirnn import gemm
 from minirnn.parallel import handoff, policy, rest, workers
-from background import Job
+from background import Job, sources_cache
 from conftest import random_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -779,7 +779,7 @@ HASWELL = Job(textwrap.dedent("""
         np.save(sys.argv[1] + ".shared.npy", shared)
         print(jobs())
 """), args=["{folder}/haswell.npy"], env={"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
-                                       "NUMBA_CACHE_DIR": "{folder}/cache"})
+                                       "NUMBA_CACHE_DIR": sources_cache("haswell")})
 
 
 @pytest.mark.background(HASWELL)
@@ -800,7 +800,8 @@ def test_kernels_compiled_for_a_cpu_without_avx512():
     if handoff.SPINS:
         assert int(result.stdout) > 0  # a job ran on the worker
         np.testing.assert_array_equal(np.load(path + ".shared.npy"), here)
-    index = glob.glob(os.path.join(HASWELL.folder, "cache", "**", "*.nbi"), recursive=True)
+    index = glob.glob(os.path.join(HASWELL.env["NUMBA_CACHE_DIR"], "**", "*.nbi"),
+                      recursive=True)
     assert index, "no Numba cache was written"
 
 

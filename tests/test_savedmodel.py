@@ -24,34 +24,34 @@ import minirnn
 from minirnn.files import bundle, protobuf, read, savedmodel
 from minirnn.files.protobuf import Field, Message
 from minirnn.files.safety import FileFormatError
+from background import module_job
 from tests import savedmodel_bytes as W
 from tests.conftest import ATOL, RTOL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CACHE = {}
+
+
+# The fixtures, written by tf-keras in a child process that starts when collection
+# ends and runs beside the other tests (tests/background.py); these tests come last.
+FIXTURES = module_job("tests.savedmodel_fixtures", ["{folder}/savedmodels"], timeout=900)
+pytestmark = pytest.mark.background(FIXTURES)
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """The fixture folder (built on first use, in one tf-keras subprocess; or the
-    folder named by $SAVEDMODEL_FIXTURES, one the subprocess wrote before)."""
+def folders():
+    """The fixture folder (written by the child; or the folder named by
+    $SAVEDMODEL_FIXTURES, one tests.savedmodel_fixtures wrote before)."""
     reuse = os.environ.get("SAVEDMODEL_FIXTURES")
     if reuse and os.path.isfile(os.path.join(reuse, "manifest.json")):
-        _CACHE["dir"] = reuse
-    if "dir" not in _CACHE:
-        import importlib.util
-        for module in ("tensorflow", "tf_keras"):
-            if importlib.util.find_spec(module) is None:
-                pytest.skip(f"{module} is not installed: the SavedModel fixtures need it")
-        out = str(tmp_path_factory.mktemp("savedmodels"))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        result = subprocess.run([sys.executable, "-m", "tests.savedmodel_fixtures", out],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            raise RuntimeError("tests.savedmodel_fixtures failed:\n" + result.stderr[-4000:])
-        _CACHE["dir"] = out
-    return _CACHE["dir"]
+        return reuse
+    import importlib.util
+    for module in ("tensorflow", "tf_keras"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed: the SavedModel fixtures need it")
+    result = FIXTURES.result()
+    if result.returncode != 0:
+        raise RuntimeError("tests.savedmodel_fixtures failed:\n" + result.stderr[-4000:])
+    return os.path.join(FIXTURES.folder, "savedmodels")
 
 
 def _manifest(folders):
