@@ -247,20 +247,27 @@ def test_unwritable_package_uses_a_writable_cache():
 
 
 def test_cache_dir_fallback_order(tmp_path, monkeypatch):
+    import numba
     from minirnn import kernels
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    writable = tmp_path / "pkg"
-    writable.mkdir()
-    assert kernels._ensure_cache_dir(str(writable)) is None
-    blocked = tmp_path / "blocked"
-    blocked.mkdir()
-    (blocked / "__pycache__").write_text("")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    chosen = kernels._ensure_cache_dir(str(blocked))
-    assert chosen == str(tmp_path / "xdg" / "minirnn-numba")
-    assert os.environ["NUMBA_CACHE_DIR"] == chosen
-    monkeypatch.setenv("NUMBA_CACHE_DIR", "/elsewhere")
-    assert kernels._ensure_cache_dir(str(blocked)) is None
+    try:
+        writable = tmp_path / "pkg"
+        writable.mkdir()
+        assert kernels._ensure_cache_dir(str(writable)) is None
+        blocked = tmp_path / "blocked"
+        blocked.mkdir()
+        (blocked / "__pycache__").write_text("")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        chosen = kernels._ensure_cache_dir(str(blocked))
+        assert chosen == str(tmp_path / "xdg" / "minirnn-numba")
+        assert os.environ["NUMBA_CACHE_DIR"] == chosen
+        assert numba.core.config.CACHE_DIR == chosen  # Numba reads it again
+        monkeypatch.setenv("NUMBA_CACHE_DIR", "/elsewhere")
+        assert kernels._ensure_cache_dir(str(blocked)) is None
+    finally:  # this process's Numba caches where it did before (not in tmp_path)
+        monkeypatch.undo()
+        numba.core.config.reload_config()
+    assert numba.core.config.CACHE_DIR == os.environ.get("NUMBA_CACHE_DIR", "")
 
 
 # ---- from_keras -----------------------------------------------------------------
