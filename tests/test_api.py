@@ -249,6 +249,10 @@ def test_unwritable_package_uses_a_writable_cache():
 def test_cache_dir_fallback_order(tmp_path, monkeypatch):
     import numba
     from minirnn import kernels
+    # _ensure_cache_dir sets os.environ itself, behind monkeypatch's back: a variable
+    # that was not set must be removed again, or every later child process compiles
+    # into this test's folder.
+    original = os.environ.get("NUMBA_CACHE_DIR")
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     try:
         writable = tmp_path / "pkg"
@@ -264,10 +268,15 @@ def test_cache_dir_fallback_order(tmp_path, monkeypatch):
         assert numba.core.config.CACHE_DIR == chosen  # Numba reads it again
         monkeypatch.setenv("NUMBA_CACHE_DIR", "/elsewhere")
         assert kernels._ensure_cache_dir(str(blocked)) is None
-    finally:  # this process's Numba caches where it did before (not in tmp_path)
+    finally:  # this process and its children cache where they did before
         monkeypatch.undo()
+        if original is None:
+            os.environ.pop("NUMBA_CACHE_DIR", None)
+        else:
+            os.environ["NUMBA_CACHE_DIR"] = original
         numba.core.config.reload_config()
-    assert numba.core.config.CACHE_DIR == os.environ.get("NUMBA_CACHE_DIR", "")
+    assert os.environ.get("NUMBA_CACHE_DIR") == original
+    assert numba.core.config.CACHE_DIR == (original or "")
 
 
 # ---- from_keras -----------------------------------------------------------------
