@@ -18,7 +18,7 @@ directory): Numba's cache is not safe for processes that compile the same
 functions at once, so the child reads what was compiled before the session and
 writes only to its copy. So that a fresh checkout's children do not each compile
 the kernels again, the pytest process compiles them first
-(:func:`compile_the_kernels`).
+(:func:`compile_the_kernels`), while the children that need none run.
 """
 
 import glob
@@ -43,10 +43,15 @@ class Job:
         env: variables added to the environment; None removes one.
         cwd: the child's working directory (default: the repository root).
         timeout: seconds the child may take from its start; then it is killed.
+        kernels: whether the child runs minirnn's kernels from its copy of this
+            process's cache, so that it starts once they are compiled here (see
+            :func:`run_one_by_one`); False for a child that runs none (Keras alone).
+            A child whose ``env`` names its own cache (NUMBA_CACHE_DIR) never waits.
     """
 
-    def __init__(self, code, args=(), env=None, cwd=ROOT, timeout=600):
+    def __init__(self, code, args=(), env=None, cwd=ROOT, timeout=600, kernels=True):
         self.code, self.args, self.env, self.timeout = code, list(args), dict(env or {}), timeout
+        self.kernels = kernels and "NUMBA_CACHE_DIR" not in self.env
         self.cwd = cwd
         self.folder = None
         self._command = self._environ = None
@@ -138,13 +143,14 @@ def compile_the_kernels():
             kind(2, dtype=dtype, seed=0)(np.ones((2, 2, 3), dtype))
 
 
-def module_job(module, args, env=None, timeout=600):
+def module_job(module, args, env=None, timeout=600, kernels=True):
     """A Job that runs ``python -m module *args`` from the repository root (the
     checkout's ``reference`` and ``tests`` packages importable)."""
     code = (f"import runpy, sys; sys.path.insert(0, {ROOT!r}); "
             f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
-    return Job(code, args=args, env={"TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
-               timeout=timeout)
+    path = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")  # for its own children too
+    return Job(code, args=args, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path,
+                                     **(env or {})}, timeout=timeout, kernels=kernels)
 
 
 def sources_cache(name):
@@ -164,17 +170,36 @@ def sources_cache(name):
 
 
 def run_one_by_one(jobs):
-    """Prepare ``jobs`` here, then run them in turn on a daemon thread (one child at
-    a time, so that the pytest process keeps a core); returns the thread."""
+    """Run ``jobs`` in turn on a daemon thread (one child at a time, so that the
+    pytest process keeps a core); returns the thread.
+
+    The children that need no kernels of this process start at once; meanwhile this
+    process compiles the kernels (:func:`compile_the_kernels`), and only then are
+    the others prepared, each with a copy of the now warm cache. All of it happens
+    here, before the first test: the environment the children get is the one at the
+    end of collection."""
     environ = dict(os.environ)
-    for job in jobs:
+    first = [job for job in jobs if not job.kernels]
+    then = [job for job in jobs if job.kernels]
+    for job in first:
         job.prepare(environ)
+    ready = threading.Event()
 
     def run():
-        for job in jobs:
+        for job in first:
+            job.wait()
+        ready.wait()
+        for job in then:
             job.wait()
     thread = threading.Thread(target=run, name="background-jobs", daemon=True)
     thread.start()
+    try:
+        if then:
+            compile_the_kernels()
+    finally:
+        for job in then:
+            job.prepare(environ)
+        ready.set()
     return thread
 
 

@@ -57,7 +57,6 @@ def pytest_collection_finish(session):
         if job is not None and job not in _jobs:
             _jobs.append(job)
     if _jobs:
-        background.compile_the_kernels()  # once, here: each child gets a copy
         _runner.append(background.run_one_by_one(list(_jobs)))
 
 

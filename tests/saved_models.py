@@ -2,35 +2,34 @@
 
 reference/model_files.py builds them with Keras 3 and tf-keras, in two subprocesses
 (the two cannot share a process, and this keeps TensorFlow out of the tests that
-only read files). They are made once per session in a temporary folder.
+only read files). They are made once per session in a temporary folder, by a child process that
+runs beside the other tests.
 """
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from background import module_job
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CACHE = {}
+
+# Written in a child process that starts when collection ends and runs beside the other
+# tests (tests/background.py); the modules that read it mark their tests with it.
+FILES = module_job("reference.model_files", ["{folder}/saved_models"], kernels=False)
+READERS = pytest.mark.background(FILES)
 
 
-def model_dir(tmp_path_factory):
-    """The folder with every fixture file and manifest.json (built on first use)."""
-    if "dir" not in _CACHE:
-        for module in ("tensorflow", "keras", "tf_keras", "h5py"):
-            pytest.importorskip(module) if module == "h5py" else _require(module)
-        out = str(tmp_path_factory.mktemp("saved_models"))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT + os.pathsep
-               + os.environ.get("PYTHONPATH", "")}
-        result = subprocess.run([sys.executable, "-m", "reference.model_files", out], cwd=ROOT,
-                                env=env, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            raise RuntimeError("reference.model_files failed:\n" + result.stderr[-4000:])
-        _CACHE["dir"] = out
-    return _CACHE["dir"]
+def model_dir(tmp_path_factory=None):
+    """The folder with every fixture file and manifest.json."""
+    for module in ("tensorflow", "keras", "tf_keras", "h5py"):
+        pytest.importorskip(module) if module == "h5py" else _require(module)
+    result = FILES.result()
+    if result.returncode != 0:
+        raise RuntimeError("reference.model_files failed:\n" + result.stderr[-4000:])
+    return os.path.join(FILES.folder, "saved_models")
 
 
 def _require(module):

@@ -40,7 +40,8 @@ NAMES = list(MANIFEST["files"])
 
 # Keras' side, computed in a child process that starts when collection ends and runs
 # beside the other tests (tests/background.py); these tests come last and read it.
-REFERENCE = module_job("reference.corpus", ["reference", "{folder}/corpus"], timeout=1800)
+REFERENCE = module_job("reference.corpus", ["reference", "{folder}/corpus"], timeout=1800,
+                       kernels=False)  # Keras alone
 pytestmark = pytest.mark.background(REFERENCE)
 
 

@@ -20,6 +20,8 @@ import minirnn
 from minirnn.files import safety
 from tests import saved_models
 
+pytestmark = saved_models.READERS  # the fixture files come from a child process
+
 h5py = pytest.importorskip("h5py")
 
 

@@ -19,6 +19,8 @@ from reference import model_files
 from tests import saved_models
 from tests.conftest import ATOL, RTOL
 
+pytestmark = saved_models.READERS  # the fixture files come from a child process
+
 CASES = [(name, f"{name}.keras") for name in model_files.KERAS3] + \
         [(name, f"{name}.h5") for name in model_files.KERAS3] + \
         [(name, f"{name}.h5") for name in model_files.KERAS2] + \

@@ -71,7 +71,8 @@ KERAS = bool(importlib.util.find_spec("tensorflow") and importlib.util.find_spec
 # (tests/background.py); the tests below come last and read what it wrote.
 INSTALLED = Job(f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
                 "import test_packaging; test_packaging.install_and_run(sys.argv[1])",
-                args=["{folder}/install"], timeout=900)
+                args=["{folder}/install"], timeout=900,
+                kernels=False)  # the installed copy compiles its own
 pytestmark = [pytest.mark.skipif(importlib.util.find_spec("setuptools") is None,
                                  reason="setuptools is needed to build the package"),
               pytest.mark.background(INSTALLED)]

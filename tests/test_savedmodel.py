@@ -33,7 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The fixtures, written by tf-keras in a child process that starts when collection
 # ends and runs beside the other tests (tests/background.py); these tests come last.
-FIXTURES = module_job("tests.savedmodel_fixtures", ["{folder}/savedmodels"], timeout=900)
+FIXTURES = module_job("tests.savedmodel_fixtures", ["{folder}/savedmodels"], timeout=900,
+                      kernels=False)  # tf-keras alone
 pytestmark = pytest.mark.background(FIXTURES)
 
 
