@@ -99,16 +99,12 @@ def frozen(array, dtype):
     The copy is a read-only view of a private writable array, which the kernels
     get (see :func:`for_kernels`): Numba types read-only arrays apart, and
     checks their type more slowly at every call."""
-    return read_only(np.array(array, dtype=dtype, order="C"), dtype)
+    return read_only(np.array(array, dtype=dtype, order="C"))
 
 
-def read_only(array, dtype):
-    """What ``frozen(array, dtype)`` stores, without the copy when ``array`` is
-    already C-contiguous and writable in ``dtype``: for arrays nothing else holds
-    (a fresh copy, or a call's fresh states when they are not returned)."""
-    flags = array.flags
-    if array.dtype != dtype or not (flags.c_contiguous and flags.writeable):
-        array = np.array(array, dtype=dtype, order="C")
+def read_only(array):
+    """A read-only view of ``array``, whose own flags stay as they are: how a layer
+    hands out arrays it keeps writable (for the kernels, or to replace them)."""
     view = array.view()
     view.setflags(write=False)
     return view

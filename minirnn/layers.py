@@ -23,7 +23,7 @@ import numpy as np
 from . import activations, equations, exact, gemm, kernels
 from .attributes import (DTYPES, Configurable, activation_setting, check_bool, check_rate,
                          check_seed, check_units, dtype_setting, engine_setting, for_kernels,
-                         frozen, implementation_setting, numeric_array, plain,
+                         frozen, implementation_setting, numeric_array, plain, read_only,
                          states_setting, use_cudnn_setting, weight_setting)
 from .bitwise import ACTIVATIONS as _BITWISE_ACTIVATIONS
 from .bitwise import check_products as _check_bitwise_products
@@ -48,12 +48,6 @@ _NO_OUTPUTS = {name: np.empty((1, 1, 1), dtype) for name, dtype in DTYPES.items(
 # "Not packed": a GRU's unused U_h (reset_after=True), per dtype.
 _NO_PANELS = {name: np.zeros((0, 1, gemm.panel_width(dtype)), dtype)
               for name, dtype in DTYPES.items()}
-
-
-def _read_only_view(array):
-    view = array.view()
-    view.setflags(write=False)
-    return view
 
 
 def _no_bias(size, dtype):
@@ -297,7 +291,7 @@ class Recurrent(Configurable):
         the layer keeps its own arrays, which calls replace and never write into.
         Assigning ``layer.states = [h, c]`` checks and copies the values."""
         stored = self.__dict__["states"]
-        return None if stored is None else tuple(_read_only_view(s) for s in stored)
+        return None if stored is None else tuple(read_only(s) for s in stored)
 
     @property
     def input_dim(self):
@@ -433,15 +427,11 @@ class Recurrent(Configurable):
                     f"`mask` must have shape (batch, timesteps) = {(B, T)}; "
                     f"received {mask.shape}.")
             mask = np.ascontiguousarray(mask != 0)
-        stored = self._stored_states(B)
-        n = len(self._state_names)
         if initial_state is None:
-            if stored is not None:
-                states = [s.copy() for s in stored]
-            else:
-                states = [np.zeros((B, self.units), dtype) for _ in range(n)]
+            states = self._start_states(B)
         else:
-            if n == 1 and not isinstance(initial_state, (list, tuple)):
+            self._stored_states(B)  # a stateful layer keeps its batch size
+            if len(self._state_names) == 1 and not isinstance(initial_state, (list, tuple)):
                 initial_state = [initial_state]
             states = self._checked_states(initial_state, "initial_state",
                                           f"for {type(self).__name__}", B)
@@ -460,6 +450,15 @@ class Recurrent(Configurable):
                 f"change it; create a new layer for another batch size); received "
                 f"batch size {B}.")
         return stored
+
+    def _start_states(self, B):
+        """The states a call on B rows without initial_state starts from: fresh
+        copies of a stateful layer's stored ones (the kernels write into them), else
+        zeros."""
+        stored = self._stored_states(B)
+        if stored is not None:
+            return [s.copy() for s in stored]
+        return [np.zeros((B, self.units), self._np_dtype) for _ in self._state_names]
 
     def _checked_states(self, values, argument, where, batch=None):
         """Copies of ``values`` ([h] or [h, c]) in the layer's dtype, each checked to
@@ -528,9 +527,7 @@ class Recurrent(Configurable):
         thread alone), so this is its kernel call without them: the call a
         streaming model makes at every step."""
         dtype, units = self._np_dtype, self.units
-        stored = self._stored_states(1)
-        states = [np.zeros((1, units), dtype) for _ in self._state_names] \
-            if stored is None else [s.copy() for s in stored]
+        states = self._start_states(1)
         output = np.zeros((1, units), dtype)
         outputs = np.empty((1, x.shape[1], units), dtype) if self.return_sequences \
             else _NO_OUTPUTS[self.dtype]

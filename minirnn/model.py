@@ -930,6 +930,18 @@ class Model:
 _ONE_LAYER = (recurrent.LSTM, recurrent.GRU, recurrent.SimpleRNN)
 
 
+def _stateful_layer(step, stream):
+    """The layer of a step that is one stateful LSTM, GRU or SimpleRNN without
+    return_state: called without a mask, its call is the stream's whole carry (no
+    step waits for a mask, and its output has none). None for the others."""
+    runner = step.runner
+    carry = None if stream is None else stream.carries.get(step)
+    if carry is carry_recurrent and isinstance(runner.layer, _ONE_LAYER) and \
+            not runner.return_state:
+        return runner.layer
+    return None
+
+
 def _link_chain(chain, stream):
     """A chain's calls: (True, [x -> output]) where no step reads a mask or makes
     one (the model's input comes without one: so no mask ever comes), else
@@ -948,9 +960,7 @@ def _unmasked_link(step, stream):
     if isinstance(runner, recurrent.RecurrentNode):
         if runner.return_state:
             return None
-        if carry is carry_recurrent and isinstance(runner.layer, _ONE_LAYER):
-            return runner.layer  # a stateful layer's call is its whole carry
-        return runner if carry is None else None
+        return _stateful_layer(step, stream) or (runner if carry is None else None)
     if carry is not None or runner.uses_mask or runner.merges:
         return None
     if type(runner).compute_mask is blocks.Block.compute_mask or \
@@ -964,12 +974,8 @@ def _link(step, stream):
     same as _call_layer (or the stream's carry) with the choices made once."""
     runner = step.runner
     carry = None if stream is None else stream.carries.get(step)
-    if carry is carry_recurrent and isinstance(runner.layer, _ONE_LAYER) and \
-            not runner.return_state:
-        # An unmasked slice of one stateful layer: its call is the whole carry (no
-        # steps wait for the mask, and the output has no mask without one).
-        layer = runner.layer
-
+    layer = _stateful_layer(step, stream)
+    if layer is not None:
         def call(x, mask):
             if mask is None:
                 return layer(x), None

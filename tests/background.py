@@ -22,7 +22,6 @@ the kernels again, the pytest process compiles them first
 """
 
 import glob
-import hashlib
 import os
 import shutil
 import subprocess
@@ -155,18 +154,13 @@ def module_job(module, args, env=None, timeout=600, kernels=True):
 
 def sources_cache(name):
     """A Numba cache folder for children that compile for another CPU, named after
-    minirnn's sources, so that it is reused while they are unchanged and never holds
-    kernels of other sources (Numba does not notice when a function a kernel calls
-    changes in another file). Jobs that share one must run one at a time, as
-    run_one_by_one runs them."""
-    digest = hashlib.sha256()
-    package = os.path.join(ROOT, "minirnn")
-    for folder, _, names in sorted(os.walk(package)):
-        for file_name in sorted(names):
-            if file_name.endswith(".py"):
-                with open(os.path.join(folder, file_name), "rb") as handle:
-                    digest.update(file_name.encode() + handle.read())
-    return os.path.join(tempfile.gettempdir(), f"minirnn-{name}-{digest.hexdigest()[:16]}")
+    the digest of minirnn's compiled sources (the one its cache folders are stamped
+    with), so that it is reused while they are unchanged and never holds kernels of
+    other sources. Jobs that share one must run one at a time, as run_one_by_one
+    runs them."""
+    from minirnn import kernels
+    digest = kernels._sources_digest(os.path.join(ROOT, "minirnn"))
+    return os.path.join(tempfile.gettempdir(), f"minirnn-{name}-{digest}")
 
 
 def run_one_by_one(jobs):

@@ -22,7 +22,7 @@ FILES = module_job("reference.model_files", ["{folder}/saved_models"], kernels=F
 READERS = pytest.mark.background(FILES)
 
 
-def model_dir(tmp_path_factory=None):
+def model_dir():
     """The folder with every fixture file and manifest.json."""
     for module in ("tensorflow", "keras", "tf_keras", "h5py"):
         pytest.importorskip(module) if module == "h5py" else _require(module)

@@ -26,8 +26,8 @@ h5py = pytest.importorskip("h5py")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return saved_models.model_dir(tmp_path_factory)
+def files():
+    return saved_models.model_dir()
 
 
 def _copy(files, name, tmp_path):

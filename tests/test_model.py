@@ -29,8 +29,8 @@ _FORMATS = {".keras": "keras", ".h5": "h5", ".json": "json"}
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return saved_models.model_dir(tmp_path_factory)
+def files():
+    return saved_models.model_dir()
 
 
 def _outputs(y):
